@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 #![warn(clippy::unwrap_used)]
 
+pub mod bundled;
 pub mod data;
 pub mod error;
 pub mod extract;
@@ -17,5 +18,7 @@ pub mod learner;
 pub mod loss;
 pub mod memory;
 pub mod persist;
+pub mod pipeline;
+pub mod protocol;
 
 pub use error::{Error, Result};
