@@ -19,3 +19,7 @@ pub mod memory;
 pub mod persist;
 
 pub use error::{Error, Result};
+
+pub use learner::{Classifier, Learner, LearnerConfig, Prediction, StepReport};
+pub use head::{OptimizerKind, Schedule};
+pub use loss::LossKind;
