@@ -22,3 +22,7 @@ pub mod pipeline;
 pub mod protocol;
 
 pub use error::{Error, Result};
+
+pub use learner::{Classifier, Learner, LearnerConfig, Prediction, StepReport};
+pub use head::{OptimizerKind, Schedule};
+pub use loss::LossKind;

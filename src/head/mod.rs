@@ -1,1 +1,305 @@
-//! (in progress)
+//! The trainable head: optional `Linear → ReLU` hidden layers and a growing
+//! linear output layer with one logit per known class, forward and backward by hand.
+//!
+//! Shapes: `x: (n_batch, n_in)`, `w: (n_out, n_in)`, `b: (n_out,)`, and each
+//! layer computes `y = x·wᵀ + b`. Hidden layers apply `relu(y) = max(y, 0)`; the
+//! output layer returns `logits: (n_batch, n_classes)`, and `g = σ(logits)` is
+//! the per-class score. The representation `φ(x)` used by the exemplar memory
+//! is `x` itself for a linear head, else the last hidden layer's output.
+//!
+//! Backward, for a layer with input `a: (n_batch, n_in)` and upstream gradient
+//! `d_y: (n_batch, n_out)`: `d_w = d_yᵀ·a`, `d_b = Σ_rows d_y`, `d_a = d_y·w`,
+//! and through a ReLU `d_y = d_a ⊙ [a_next > 0]`.
+
+mod optim;
+
+pub use optim::{Optimizer, OptimizerKind, Schedule};
+
+use ndarray::{Array1, Array2, ArrayView2, Axis, NdFloat};
+use ndarray_rand::rand::Rng;
+use serde::{Deserialize, Serialize};
+
+/// Converts an `f64` constant to the float type `F`.
+pub(crate) fn cast<F: NdFloat>(x: f64) -> F {
+    num_traits::cast(x).expect("an f64 constant converts to any float type")
+}
+
+/// One fully-connected layer, `y = x·wᵀ + b`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Linear<F> {
+    /// Weights, `w: (n_out, n_in)`.
+    pub w: Array2<F>,
+    /// Biases, `b: (n_out,)`.
+    pub b: Array1<F>,
+}
+
+impl<F: NdFloat> Linear<F> {
+    /// A layer with weights drawn from `U(−bound, bound)` and zero biases.
+    pub fn uniform(n_out: usize, n_in: usize, bound: f64, rng: &mut impl Rng) -> Self {
+        let w = Array2::from_shape_simple_fn((n_out, n_in), || {
+            cast(rng.random_range(-bound..=bound))
+        });
+        Linear {
+            w,
+            b: Array1::zeros(n_out),
+        }
+    }
+
+    /// Number of inputs.
+    pub fn n_in(&self) -> usize {
+        self.w.ncols()
+    }
+
+    /// Number of outputs.
+    pub fn n_out(&self) -> usize {
+        self.w.nrows()
+    }
+
+    /// `y = x·wᵀ + b`, with `x: (n_batch, n_in)` and `y: (n_batch, n_out)`.
+    pub fn forward(&self, x: ArrayView2<F>) -> Array2<F> {
+        x.dot(&self.w.t()) + &self.b
+    }
+}
+
+/// The gradients of a loss with respect to every parameter of a [`Head`],
+/// in the order of [`Head::layers`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Gradients<F> {
+    /// One `(d_w, d_b)` per layer, hidden layers first, the output layer last.
+    pub layers: Vec<Linear<F>>,
+}
+
+/// What [`Head::forward_cached`] keeps for the backward pass.
+#[derive(Clone, Debug)]
+pub struct Forward<F> {
+    /// The input of every layer: `inputs[0] = x`, `inputs[l] = relu(hidden_l)`.
+    pub inputs: Vec<Array2<F>>,
+    /// The output layer's result, `logits: (n_batch, n_classes)`.
+    pub logits: Array2<F>,
+}
+
+/// Hidden `Linear → ReLU` layers (possibly none) and a linear output layer with
+/// one logit per known class.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Head<F> {
+    /// Hidden layers, applied in order, each followed by a ReLU.
+    pub hidden: Vec<Linear<F>>,
+    /// The output layer, `w: (n_classes, n_repr)`.
+    pub output: Linear<F>,
+}
+
+impl<F: NdFloat> Head<F> {
+    /// A head for inputs of dimension `n_in` with the given hidden sizes and
+    /// `n_classes` outputs.
+    ///
+    /// Hidden layers use He (Kaiming) uniform initialisation,
+    /// `U(±√(6 / n_in))`, which keeps the variance of ReLU activations steady;
+    /// output rows use the smaller `U(±1/√n_in)` so that first scores stay near
+    /// `σ(0) = 0.5`. Biases start at zero.
+    pub fn new(n_in: usize, hidden: &[usize], n_classes: usize, rng: &mut impl Rng) -> Self {
+        let mut layers = Vec::with_capacity(hidden.len());
+        let mut fan_in = n_in;
+        for &n_out in hidden {
+            let bound = (6.0 / fan_in.max(1) as f64).sqrt();
+            layers.push(Linear::uniform(n_out, fan_in, bound, rng));
+            fan_in = n_out;
+        }
+        let output = Linear::uniform(n_classes, fan_in, output_bound(fan_in), rng);
+        Head {
+            hidden: layers,
+            output,
+        }
+    }
+
+    /// Input dimension `d`.
+    pub fn n_in(&self) -> usize {
+        self.hidden.first().unwrap_or(&self.output).n_in()
+    }
+
+    /// Dimension of the representation `φ(x)`.
+    pub fn n_repr(&self) -> usize {
+        self.output.n_in()
+    }
+
+    /// Number of outputs (known classes).
+    pub fn n_classes(&self) -> usize {
+        self.output.n_out()
+    }
+
+    /// Every layer, hidden layers first and the output layer last.
+    pub fn layers(&self) -> impl Iterator<Item = &Linear<F>> {
+        self.hidden.iter().chain(std::iter::once(&self.output))
+    }
+
+    /// Every layer, mutably, in the order of [`Head::layers`].
+    pub fn layers_mut(&mut self) -> impl Iterator<Item = &mut Linear<F>> {
+        self.hidden.iter_mut().chain(std::iter::once(&mut self.output))
+    }
+
+    /// Adds `n_new` output rows drawn from `rng`; every existing weight and bias
+    /// is kept bit for bit.
+    pub fn grow(&mut self, n_new: usize, rng: &mut impl Rng) {
+        let n_repr = self.n_repr();
+        let new = Linear::<F>::uniform(n_new, n_repr, output_bound(n_repr), rng);
+        self.output
+            .w
+            .append(Axis(0), new.w.view())
+            .expect("new output rows have the representation's width");
+        self.output
+            .b
+            .append(Axis(0), new.b.view())
+            .expect("a bias vector appends to a bias vector");
+    }
+
+    /// The representation `φ(x): (n_batch, n_repr)`.
+    pub fn represent(&self, x: ArrayView2<F>) -> Array2<F> {
+        let mut a = x.to_owned();
+        for layer in &self.hidden {
+            a = layer.forward(a.view()).mapv_into(relu);
+        }
+        a
+    }
+
+    /// `logits: (n_batch, n_classes)` for `x: (n_batch, n_in)`.
+    pub fn forward(&self, x: ArrayView2<F>) -> Array2<F> {
+        self.output.forward(self.represent(x).view())
+    }
+
+    /// The forward pass, keeping every layer's input for [`Head::backward`].
+    pub fn forward_cached(&self, x: ArrayView2<F>) -> Forward<F> {
+        let mut inputs = Vec::with_capacity(self.hidden.len() + 1);
+        inputs.push(x.to_owned());
+        for layer in &self.hidden {
+            let a = inputs.last().expect("inputs starts with x");
+            let next = layer.forward(a.view()).mapv_into(relu);
+            inputs.push(next);
+        }
+        let last = inputs.last().expect("inputs starts with x");
+        let logits = self.output.forward(last.view());
+        Forward { inputs, logits }
+    }
+
+    /// Gradients of the loss with respect to every parameter, given the cached
+    /// forward pass and `d_logits: (n_batch, n_classes)`.
+    ///
+    /// # Panics
+    ///
+    /// If `d_logits` does not have the shape of `forward.logits`.
+    pub fn backward(&self, forward: &Forward<F>, d_logits: ArrayView2<F>) -> Gradients<F> {
+        assert_eq!(
+            d_logits.dim(),
+            forward.logits.dim(),
+            "d_logits must have the shape of the logits"
+        );
+        let n_layers = self.hidden.len() + 1;
+        let mut grads = Vec::with_capacity(n_layers);
+        let mut d_y = d_logits.to_owned();
+
+        for (l, layer) in self.layers().collect::<Vec<_>>().into_iter().enumerate().rev() {
+            let a = &forward.inputs[l];
+            let d_w = d_y.t().dot(a);
+            let d_b = d_y.sum_axis(Axis(0));
+            if l > 0 {
+                // `a = relu(y_prev)`, so the ReLU's derivative is `[a > 0]`.
+                let mut d_a = d_y.dot(&layer.w);
+                ndarray::Zip::from(&mut d_a)
+                    .and(a)
+                    .for_each(|d, &a| {
+                        if a <= F::zero() {
+                            *d = F::zero();
+                        }
+                    });
+                d_y = d_a;
+            }
+            grads.push(Linear { w: d_w, b: d_b });
+        }
+
+        grads.reverse();
+        Gradients { layers: grads }
+    }
+
+    /// Converts every parameter to another float type.
+    pub fn cast<G: NdFloat>(&self) -> Head<G> {
+        let conv = |l: &Linear<F>| Linear {
+            w: l.w.mapv(|v| cast::<G>(num_traits::cast::<F, f64>(v).unwrap_or(f64::NAN))),
+            b: l.b.mapv(|v| cast::<G>(num_traits::cast::<F, f64>(v).unwrap_or(f64::NAN))),
+        };
+        Head {
+            hidden: self.hidden.iter().map(conv).collect(),
+            output: conv(&self.output),
+        }
+    }
+}
+
+/// Init bound for output rows: `1/√fan_in`.
+fn output_bound(fan_in: usize) -> f64 {
+    1.0 / (fan_in.max(1) as f64).sqrt()
+}
+
+fn relu<F: NdFloat>(v: F) -> F {
+    if v > F::zero() { v } else { F::zero() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{array, s};
+    use rand_chacha::ChaCha8Rng;
+    use rand_chacha::rand_core::SeedableRng;
+
+    #[test]
+    fn linear_forward_matches_hand_computation() {
+        // y = x·wᵀ + b with x = [1, 2], w = [[1, 0], [2, -1]], b = [0.5, -1]:
+        // y0 = 1·1 + 2·0 + 0.5 = 1.5; y1 = 1·2 + 2·(−1) − 1 = −1.
+        let layer = Linear {
+            w: array![[1.0, 0.0], [2.0, -1.0]],
+            b: array![0.5, -1.0],
+        };
+        let y = layer.forward(array![[1.0, 2.0]].view());
+        assert_eq!(y, array![[1.5, -1.0]]);
+    }
+
+    #[test]
+    fn grow_keeps_old_weights_bit_for_bit() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut head = Head::<f32>::new(5, &[4], 2, &mut rng);
+        let before = head.clone();
+        head.grow(3, &mut rng);
+        assert_eq!(head.n_classes(), 5);
+        assert_eq!(head.hidden, before.hidden);
+        for (new, old) in head.output.w.rows().into_iter().zip(before.output.w.rows()) {
+            let new: Vec<u32> = new.iter().map(|v| v.to_bits()).collect();
+            let old: Vec<u32> = old.iter().map(|v| v.to_bits()).collect();
+            assert_eq!(new, old);
+        }
+        assert_eq!(head.output.b.slice(s![..2]), before.output.b);
+        assert!(head.output.w.slice(s![2.., ..]).iter().any(|&v| v != 0.0));
+    }
+
+    #[test]
+    fn grow_from_zero_classes_and_seeded_init_repeats() {
+        let make = || {
+            let mut rng = ChaCha8Rng::seed_from_u64(11);
+            let mut head = Head::<f64>::new(3, &[], 0, &mut rng);
+            head.grow(2, &mut rng);
+            head
+        };
+        let (a, b) = (make(), make());
+        assert_eq!(a, b);
+        assert_eq!(a.output.w.dim(), (2, 3));
+        let logits = a.forward(array![[1.0, 2.0, 3.0]].view());
+        assert_eq!(logits.dim(), (1, 2));
+    }
+
+    #[test]
+    fn representation_is_x_for_a_linear_head() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let head = Head::<f64>::new(3, &[], 2, &mut rng);
+        let x = array![[1.0, -2.0, 3.0]];
+        assert_eq!(head.represent(x.view()), x);
+        let deep = Head::<f64>::new(3, &[4], 2, &mut rng);
+        let phi = deep.represent(x.view());
+        assert_eq!(phi.dim(), (1, 4));
+        assert!(phi.iter().all(|&v| v >= 0.0));
+    }
+}
