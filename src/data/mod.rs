@@ -1,1 +1,1 @@
-//! (in progress)
+//! Data sources: image folders, IDX files, feature caches.
