@@ -261,20 +261,34 @@ impl Extractor {
     }
 
     /// Features of decoded images; each is converted, resized and normalised as
-    /// the spec says.
+    /// the spec says (see [`preprocess`](Self::preprocess)).
     ///
     /// # Errors
     ///
     /// [`Error::Image`] for an image without pixels; as
     /// [`extract_tensor`](Self::extract_tensor) otherwise.
     pub fn extract_images(&mut self, images: &[DynamicImage]) -> Result<Array2<f32>> {
-        let input = self
-            .preprocess_batch(images.len(), |i, out| self.preprocess.image_into(&images[i], out))
+        let input = self.preprocess(images)?;
+        self.extract_tensor(input.view())
+    }
+
+    /// The model input for decoded images, without running the model:
+    /// `(n, C, H, W)` or `(n, H, W, C)` as the model's layout.
+    ///
+    /// A 1-channel model gets each image's luma (`image`'s `to_luma8`, Rec. 709
+    /// weights; exact for gray pixels stored as RGB); a 3-channel model gets RGB
+    /// in the spec's channel order, gray replicated. Alpha is dropped. Then the
+    /// spec's resize, and `(p / scale − mean[c]) / std[c]` per channel.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Image`] for an image without pixels.
+    pub fn preprocess(&self, images: &[DynamicImage]) -> Result<Array4<f32>> {
+        self.preprocess_batch(images.len(), |i, out| self.preprocess.image_into(&images[i], out))
             .map_err(|(i, reason)| Error::Image {
                 path: PathBuf::from(format!("image #{i}")),
                 reason,
-            })?;
-        self.extract_tensor(input.view())
+            })
     }
 
     /// Features of raw 8-bit gray images `(n, h, w)`, e.g. from IDX files.
