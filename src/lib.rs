@@ -17,5 +17,6 @@ pub mod learner;
 pub mod loss;
 pub mod memory;
 pub mod persist;
+pub mod stats;
 
 pub use error::{Error, Result};
