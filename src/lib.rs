@@ -20,6 +20,7 @@ pub mod memory;
 pub mod persist;
 pub mod pipeline;
 pub mod protocol;
+pub mod stats;
 
 pub use error::{Error, Result};
 

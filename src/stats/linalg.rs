@@ -1,0 +1,134 @@
+//! The dense linear algebra the statistics learners need, on `faer`, with the
+//! conversions between `ndarray` and `faer` matrices.
+
+use faer::dyn_stack::{MemBuffer, MemStack};
+use faer::linalg::cholesky::llt;
+use faer::{Accum, Mat, MatMut, MatRef, Par};
+use ndarray::{Array2, ArrayView2};
+
+// Sequential: the factorisation of a 4096 × 4096 matrix takes about a second on one
+// core, and an embedding application owns the threads.
+const PAR: Par = Par::Seq;
+
+/// Copies an `ndarray` matrix into a new (column-major) `faer` matrix.
+pub(super) fn to_faer(a: ArrayView2<'_, f64>) -> Mat<f64> {
+    Mat::from_fn(a.nrows(), a.ncols(), |i, j| a[[i, j]])
+}
+
+/// Copies a `faer` matrix into a new (row-major) `ndarray` matrix.
+pub(super) fn to_ndarray(a: MatRef<'_, f64>) -> Array2<f64> {
+    Array2::from_shape_fn((a.nrows(), a.ncols()), |(i, j)| a[(i, j)])
+}
+
+/// Adds `alpha · aᵀ a` to `dst: (k, k)`, for `a: (m, k)`.
+pub(super) fn add_gram(dst: MatMut<'_, f64>, a: ArrayView2<'_, f64>, alpha: f64) {
+    let a = to_faer(a);
+    faer::linalg::matmul::matmul(dst, Accum::Add, a.transpose(), a.as_ref(), alpha, PAR);
+}
+
+/// The Cholesky factorisation met a pivot that is not positive: the matrix is not
+/// (numerically) positive definite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct NotPositiveDefinite {
+    /// Index of the failing pivot.
+    pub pivot: usize,
+}
+
+/// Solves `a · x = b` for a symmetric positive definite `a: (m, m)` and `b: (m, k)`,
+/// reading only the lower triangle of `a`, which is overwritten by the factor.
+///
+/// Factorising `a = L Lᵀ` and solving the two triangular systems costs `m³ / 3 + 2 m² k`
+/// flops, a third of forming `a⁻¹`, and it is backward stable: the error in `x` grows
+/// with the condition number of `a` once, where multiplying by a computed inverse adds
+/// the inverse's own error on top. The factorisation also fails cleanly, at the first
+/// non-positive pivot, on a matrix that is not positive definite, where an inverse
+/// would silently return huge values.
+pub(super) fn solve_spd(
+    mut a: Mat<f64>,
+    b: ArrayView2<'_, f64>,
+) -> Result<Array2<f64>, NotPositiveDefinite> {
+    assert_eq!(a.nrows(), a.ncols(), "solve_spd: the matrix must be square");
+    assert_eq!(a.nrows(), b.nrows(), "solve_spd: right-hand side rows");
+    let m = a.nrows();
+
+    let mut mem = MemBuffer::new(llt::factor::cholesky_in_place_scratch::<f64>(
+        m,
+        PAR,
+        Default::default(),
+    ));
+    llt::factor::cholesky_in_place(
+        a.as_mut(),
+        Default::default(),
+        PAR,
+        MemStack::new(&mut mem),
+        Default::default(),
+    )
+    .map_err(|err| match err {
+        llt::factor::LltError::NonPositivePivot { index } => NotPositiveDefinite { pivot: index },
+    })?;
+
+    let mut x = to_faer(b);
+    let mut mem = MemBuffer::new(llt::solve::solve_in_place_scratch::<f64>(m, x.ncols(), PAR));
+    llt::solve::solve_in_place(a.as_ref(), x.as_mut(), PAR, MemStack::new(&mut mem));
+    Ok(to_ndarray(x.as_ref()))
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::array;
+
+    use super::*;
+
+    #[test]
+    fn conversions_keep_every_entry_in_place() {
+        let a = array![[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]];
+        let f = to_faer(a.view());
+        assert_eq!((f.nrows(), f.ncols()), (2, 3));
+        assert_eq!(f[(1, 0)], 4.0);
+        assert_eq!(f[(0, 2)], 3.0);
+        assert_eq!(to_ndarray(f.as_ref()), a);
+        // A transposed (non-standard layout) view converts as it reads.
+        assert_eq!(to_ndarray(to_faer(a.t()).as_ref()), a.t());
+    }
+
+    #[test]
+    fn add_gram_adds_the_scaled_gram_matrix() {
+        let a = array![[1.0, 2.0], [3.0, 4.0], [0.0, 1.0]];
+        let mut dst = Mat::<f64>::identity(2, 2);
+        add_gram(dst.as_mut(), a.view(), -1.0);
+        // aᵀa = [[10, 14], [14, 21]]
+        assert_eq!(
+            to_ndarray(dst.as_ref()),
+            array![[-9.0, -14.0], [-14.0, -20.0]]
+        );
+    }
+
+    #[test]
+    fn solves_a_small_spd_system() {
+        // a = [[4, 2], [2, 3]], x = [[1, 0], [−1, 2]] → a·x = [[2, 4], [−1, 6]]
+        let a = array![[4.0, 2.0], [2.0, 3.0]];
+        let b = array![[2.0, 4.0], [-1.0, 6.0]];
+        let x = solve_spd(to_faer(a.view()), b.view()).unwrap();
+        let expected = array![[1.0, 0.0], [-1.0, 2.0]];
+        assert!((&x - &expected).iter().all(|d| d.abs() < 1e-14), "{x}");
+    }
+
+    #[test]
+    fn reads_only_the_lower_triangle() {
+        let a = array![[4.0, 1e9], [2.0, 3.0]];
+        let b = array![[2.0], [-1.0]];
+        let x = solve_spd(to_faer(a.view()), b.view()).unwrap();
+        assert!((x[[0, 0]] - 1.0).abs() < 1e-14 && (x[[1, 0]] + 1.0).abs() < 1e-14);
+    }
+
+    #[test]
+    fn refuses_a_matrix_that_is_not_positive_definite() {
+        // Eigenvalues 3 and −1.
+        let a = array![[1.0, 2.0], [2.0, 1.0]];
+        let b = array![[1.0], [1.0]];
+        assert_eq!(
+            solve_spd(to_faer(a.view()), b.view()),
+            Err(NotPositiveDefinite { pivot: 1 })
+        );
+    }
+}
