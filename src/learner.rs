@@ -223,7 +223,12 @@ impl Learner {
             return Err(Error::Config("feature dimension must be positive".into()));
         }
         config.validate()?;
-        let head = Head::new(dim, &config.hidden, 0, &mut rng(config.seed, 0, Stream::Init));
+        let head = Head::new(
+            dim,
+            &config.hidden,
+            0,
+            &mut rng(config.seed, 0, Stream::Init),
+        );
         let n_repr = head.n_repr();
         Ok(Learner {
             dim,
@@ -293,7 +298,9 @@ impl Learner {
             )));
         }
         if let Some(row) = labels.iter().position(|l| l.as_ref().trim().is_empty()) {
-            return Err(Error::InvalidLabel(format!("empty class name at row {row}")));
+            return Err(Error::InvalidLabel(format!(
+                "empty class name at row {row}"
+            )));
         }
 
         // Class indices: known classes keep theirs, new ones are appended.
@@ -341,9 +348,7 @@ impl Learner {
         let prev_logits = if distill.is_empty() {
             Array2::zeros((x_train.nrows(), 0))
         } else {
-            self.head
-                .forward(x_train.view())
-                .select(Axis(1), &distill)
+            self.head.forward(x_train.view()).select(Axis(1), &distill)
         };
 
         let mut head = self.head.clone();

@@ -166,7 +166,11 @@ pub fn bce_with_logits<F: NdFloat>(
     targets: ArrayView2<F>,
     weights: ArrayView1<F>,
 ) -> (F, Array2<F>) {
-    assert_eq!(logits.dim(), targets.dim(), "targets have the logits' shape");
+    assert_eq!(
+        logits.dim(),
+        targets.dim(),
+        "targets have the logits' shape"
+    );
     assert_eq!(logits.ncols(), weights.len(), "one weight per column");
     let n_batch: F = cast(logits.nrows().max(1) as f64);
     let mut loss = F::zero();

@@ -54,9 +54,18 @@ fn forgetting_is_real_and_memory_plus_distillation_counter_it() {
     let (head, nme, _) = protocol(&clusters, both, &steps, 300, 100);
     let (icarl_head, icarl_nme, _) = protocol(&clusters, base, &steps, 300, 100);
 
-    assert!(ft_head < 0.3 && ft_nme < 0.3, "fine-tuning: {ft_head} {ft_nme}");
-    assert!(head > 0.68 && nme > 0.68, "memory + distillation: {head} {nme}");
-    assert!(icarl_nme > 0.68 && icarl_head > 0.45, "iCaRL: {icarl_head} {icarl_nme}");
+    assert!(
+        ft_head < 0.3 && ft_nme < 0.3,
+        "fine-tuning: {ft_head} {ft_nme}"
+    );
+    assert!(
+        head > 0.68 && nme > 0.68,
+        "memory + distillation: {head} {nme}"
+    );
+    assert!(
+        icarl_nme > 0.68 && icarl_head > 0.45,
+        "iCaRL: {icarl_head} {icarl_nme}"
+    );
     assert!(nme - ft_nme > 0.4 && icarl_nme - ft_nme > 0.4);
 }
 
@@ -106,13 +115,19 @@ fn herding_through_the_learner_is_repeatable_and_never_duplicates() {
         let ea = a.exemplars(c).expect("class exists");
         assert_eq!(ea, b.exemplars(c).expect("class exists"));
         assert_eq!(ea.len(), 20);
-        let mut paths: Vec<&str> = ea.iter().map(|e| e.meta.as_deref().expect("meta")).collect();
+        let mut paths: Vec<&str> = ea
+            .iter()
+            .map(|e| e.meta.as_deref().expect("meta"))
+            .collect();
         paths.sort_unstable();
         paths.dedup();
         assert_eq!(paths.len(), 20, "an exemplar chosen twice");
         // Each exemplar's metadata names the row its features came from.
         for e in ea {
-            let i: usize = e.meta.as_deref().expect("meta")[3..].trim_end_matches(".png").parse().expect("index");
+            let i: usize = e.meta.as_deref().expect("meta")[3..]
+                .trim_end_matches(".png")
+                .parse()
+                .expect("index");
             assert_eq!(e.x, x.row(i).to_vec());
             assert_eq!(y[i], c);
         }
@@ -125,7 +140,9 @@ fn shrinking_keeps_each_class_prefix() {
     let mut learner = Learner::new(8, quick(40)).expect("valid");
     let (x, y) = clusters.sample(&[0, 1], 30, 1);
     learner.learn(x.view(), &names(&y), None).expect("learns");
-    let before: Vec<_> = (0..2).map(|c| learner.exemplars(c).expect("c").to_vec()).collect();
+    let before: Vec<_> = (0..2)
+        .map(|c| learner.exemplars(c).expect("c").to_vec())
+        .collect();
     assert_eq!(before[0].len(), 20);
     let (x, y) = clusters.sample(&[2, 3], 30, 2);
     learner.learn(x.view(), &names(&y), None).expect("learns");
@@ -182,7 +199,10 @@ fn a_refreshed_class_improves_and_old_classes_hold() {
          others: {nme_others_before} {head_others_before} → {nme_others} {head_others}"
     );
     assert!(nme_after > nme_before + 0.3, "{nme_before} → {nme_after}");
-    assert!(head_after > head_before + 0.1, "{head_before} → {head_after}");
+    assert!(
+        head_after > head_before + 0.1,
+        "{head_before} → {head_after}"
+    );
     assert!(nme_others > 0.75 && nme_others > nme_others_before - 0.1);
     assert!(head_others > head_others_before - 0.1);
 }
@@ -191,7 +211,9 @@ fn a_refreshed_class_improves_and_old_classes_hold() {
 fn classes_are_indexed_in_order_of_first_appearance() {
     let mut learner = Learner::new(2, quick(10)).expect("valid");
     let x = array![[1.0f32, 0.0], [0.0, 1.0], [1.0, 0.1]];
-    let report = learner.learn(x.view(), &["b", "a", "b"], None).expect("learns");
+    let report = learner
+        .learn(x.view(), &["b", "a", "b"], None)
+        .expect("learns");
     assert_eq!(report.new_classes, vec!["b", "a"]);
     assert_eq!(learner.classes(), ["b", "a"]);
     assert_eq!(learner.class_index("a"), Some(1));
@@ -268,12 +290,21 @@ fn bad_input_gives_errors_and_leaves_the_learner_unchanged() {
     let mut learner = Learner::new(3, quick(10)).expect("valid");
     let good = array![[1.0f32, 0.0, 0.0], [0.0, 1.0, 0.0]];
 
-    assert!(matches!(learner.scores(good.view(), Classifier::Nme), Err(Error::NoClasses)));
-    assert!(matches!(learner.predict(good.view(), Classifier::Head, 1), Err(Error::NoClasses)));
+    assert!(matches!(
+        learner.scores(good.view(), Classifier::Nme),
+        Err(Error::NoClasses)
+    ));
+    assert!(matches!(
+        learner.predict(good.view(), Classifier::Head, 1),
+        Err(Error::NoClasses)
+    ));
 
     let empty = Array2::<f32>::zeros((0, 3));
     let no_labels: [&str; 0] = [];
-    assert!(matches!(learner.learn(empty.view(), &no_labels, None), Err(Error::EmptyStep(_))));
+    assert!(matches!(
+        learner.learn(empty.view(), &no_labels, None),
+        Err(Error::EmptyStep(_))
+    ));
 
     let wide = Array2::<f32>::zeros((2, 4));
     match learner.learn(wide.view(), &["a", "b"], None) {
@@ -292,10 +323,19 @@ fn bad_input_gives_errors_and_leaves_the_learner_unchanged() {
     }
     let mut inf = good.clone();
     inf[[0, 0]] = f32::INFINITY;
-    assert!(matches!(learner.learn(inf.view(), &["a", "b"], None), Err(Error::NonFinite { .. })));
+    assert!(matches!(
+        learner.learn(inf.view(), &["a", "b"], None),
+        Err(Error::NonFinite { .. })
+    ));
 
-    assert!(matches!(learner.learn(good.view(), &["a"], None), Err(Error::InvalidLabel(_))));
-    assert!(matches!(learner.learn(good.view(), &["a", ""], None), Err(Error::InvalidLabel(_))));
+    assert!(matches!(
+        learner.learn(good.view(), &["a"], None),
+        Err(Error::InvalidLabel(_))
+    ));
+    assert!(matches!(
+        learner.learn(good.view(), &["a", ""], None),
+        Err(Error::InvalidLabel(_))
+    ));
     let meta = vec!["only one".to_owned()];
     assert!(matches!(
         learner.learn(good.view(), &["a", "b"], Some(&meta)),
@@ -304,22 +344,42 @@ fn bad_input_gives_errors_and_leaves_the_learner_unchanged() {
     assert_eq!(learner.steps(), 0);
     assert!(learner.classes().is_empty());
 
-    learner.learn(good.view(), &["a", "b"], None).expect("learns");
-    assert!(matches!(learner.scores(wide.view(), Classifier::Nme), Err(Error::Shape { .. })));
-    assert!(matches!(learner.scores(nan.view(), Classifier::Head), Err(Error::NonFinite { .. })));
+    learner
+        .learn(good.view(), &["a", "b"], None)
+        .expect("learns");
+    assert!(matches!(
+        learner.scores(wide.view(), Classifier::Nme),
+        Err(Error::Shape { .. })
+    ));
+    assert!(matches!(
+        learner.scores(nan.view(), Classifier::Head),
+        Err(Error::NonFinite { .. })
+    ));
 }
 
 #[test]
 fn bad_configurations_are_refused() {
     let bad = [
-        LearnerConfig { batch_size: 0, ..LearnerConfig::default() },
-        LearnerConfig { hidden: vec![8, 0], ..LearnerConfig::default() },
-        LearnerConfig { loss: LossKind::Bce { lambda: f32::NAN }, ..LearnerConfig::default() },
+        LearnerConfig {
+            batch_size: 0,
+            ..LearnerConfig::default()
+        },
+        LearnerConfig {
+            hidden: vec![8, 0],
+            ..LearnerConfig::default()
+        },
+        LearnerConfig {
+            loss: LossKind::Bce { lambda: f32::NAN },
+            ..LearnerConfig::default()
+        },
     ];
     for config in bad {
         assert!(matches!(Learner::new(4, config), Err(Error::Config(_))));
     }
-    assert!(matches!(Learner::new(0, LearnerConfig::default()), Err(Error::Config(_))));
+    assert!(matches!(
+        Learner::new(0, LearnerConfig::default()),
+        Err(Error::Config(_))
+    ));
 }
 
 proptest! {

@@ -69,7 +69,10 @@ fn losses_match_pytorch() {
         );
         let want = matrix(&case.grad, t);
         for (g, w) in grad.iter().zip(&want) {
-            assert!((g - w).abs() <= 1e-12, "case {k}: grad {grad} vs torch {want}");
+            assert!(
+                (g - w).abs() <= 1e-12,
+                "case {k}: grad {grad} vs torch {want}"
+            );
         }
     }
 }

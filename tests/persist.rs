@@ -22,10 +22,16 @@ fn trained(hidden: Vec<usize>) -> (Learner, Clusters) {
     let mut learner = Learner::new(12, config).expect("valid");
     for (k, classes) in [vec![0, 1], vec![2, 3, 4]].iter().enumerate() {
         let (x, y) = clusters.sample(classes, 20, k as u64);
-        let meta: Vec<String> = (0..x.nrows()).map(|i| format!("step{k}/img{i}.png")).collect();
-        learner.learn(x.view(), &names(&y), Some(&meta)).expect("learns");
+        let meta: Vec<String> = (0..x.nrows())
+            .map(|i| format!("step{k}/img{i}.png"))
+            .collect();
+        learner
+            .learn(x.view(), &names(&y), Some(&meta))
+            .expect("learns");
     }
-    learner.metadata_mut().insert("model_sha256".into(), "abc123".into());
+    learner
+        .metadata_mut()
+        .insert("model_sha256".into(), "abc123".into());
     (learner, clusters)
 }
 
@@ -67,10 +73,19 @@ fn round_trip_gives_bit_identical_predictions() {
         for c in 0..5 {
             assert_eq!(loaded.exemplars(c), learner.exemplars(c));
         }
-        assert_eq!(loaded.exemplars(0).expect("class 0")[0].meta.as_deref().map(|m| &m[..6]), Some("step0/"));
+        assert_eq!(
+            loaded.exemplars(0).expect("class 0")[0]
+                .meta
+                .as_deref()
+                .map(|m| &m[..6]),
+            Some("step0/")
+        );
     }
     // Nothing but the state file is left in the directory.
-    let names: Vec<_> = std::fs::read_dir(dir.path()).expect("dir").map(|e| e.expect("entry").file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
     assert_eq!(names, vec![std::ffi::OsString::from("state.bin")]);
 }
 
@@ -105,7 +120,10 @@ fn truncated_file_is_refused() {
     let reason = state_reason(Learner::load(&path).expect_err("truncated"));
     assert_eq!(
         reason,
-        format!("truncated: header says {payload} bytes of payload, file has {}", payload - 100)
+        format!(
+            "truncated: header says {payload} bytes of payload, file has {}",
+            payload - 100
+        )
     );
     std::fs::write(&path, &bytes[..30]).expect("writes");
     assert!(state_reason(Learner::load(&path).expect_err("truncated")).starts_with("truncated"));
@@ -137,7 +155,10 @@ fn wrong_magic_and_newer_version_are_named() {
     newer[8..12].copy_from_slice(&(FORMAT_VERSION + 6).to_le_bytes());
     std::fs::write(&path, &newer).expect("writes");
     let reason = state_reason(Learner::load(&path).expect_err("newer"));
-    assert_eq!(reason, "format version 7 is newer than this build supports (1)");
+    assert_eq!(
+        reason,
+        "format version 7 is newer than this build supports (1)"
+    );
 
     std::fs::write(&path, b"").expect("writes");
     assert!(matches!(Learner::load(&path), Err(Error::StateFile { .. })));
@@ -146,7 +167,10 @@ fn wrong_magic_and_newer_version_are_named() {
 #[test]
 fn missing_file_and_missing_directory_are_io_errors() {
     let dir = tempfile::tempdir().expect("temp dir");
-    assert!(matches!(Learner::load(dir.path().join("nope.bin")), Err(Error::Io { .. })));
+    assert!(matches!(
+        Learner::load(dir.path().join("nope.bin")),
+        Err(Error::Io { .. })
+    ));
     let (learner, _) = trained(vec![]);
     let target = dir.path().join("no/such/dir/state.bin");
     assert!(matches!(learner.save(&target), Err(Error::Io { .. })));
@@ -177,7 +201,9 @@ fn golden_learner() -> (Learner, Array2<f32>) {
     learner.learn(x.view(), &names(&y), None).expect("learns");
     let (x, y) = clusters.sample(&[2], 8, 2);
     learner.learn(x.view(), &names(&y), None).expect("learns");
-    learner.metadata_mut().insert("note".into(), "golden v1".into());
+    learner
+        .metadata_mut()
+        .insert("note".into(), "golden v1".into());
     let (probe, _) = clusters.sample(&[0, 1, 2], 2, 3);
     (learner, probe)
 }
@@ -207,7 +233,14 @@ fn golden_state_file_of_format_version_1_loads() {
             assert!((x - y).abs() < 1e-4, "{classifier:?}: {a} vs {b}");
         }
     }
-    let preds = golden.predict(probe.view(), Classifier::Nme, 1).expect("predicts");
+    let preds = golden
+        .predict(probe.view(), Classifier::Nme, 1)
+        .expect("predicts");
     let classes: Vec<&str> = preds.iter().map(|p| p.class.as_str()).collect();
-    assert_eq!(classes, ["class00", "class00", "class01", "class01", "class02", "class02"]);
+    assert_eq!(
+        classes,
+        [
+            "class00", "class00", "class01", "class01", "class02", "class02"
+        ]
+    );
 }

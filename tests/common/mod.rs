@@ -23,7 +23,12 @@ impl Clusters {
     }
 
     /// `per_class` samples of each class in `classes`: `(x, class indices)`.
-    pub fn sample(&self, classes: &[usize], per_class: usize, seed: u64) -> (Array2<f32>, Vec<usize>) {
+    pub fn sample(
+        &self,
+        classes: &[usize],
+        per_class: usize,
+        seed: u64,
+    ) -> (Array2<f32>, Vec<usize>) {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let normal = Normal::new(0.0f32, self.sigma).expect("valid normal");
         let d = self.centres.ncols();
