@@ -30,7 +30,8 @@
 //! # Limitations
 //!
 //! When `K < t`, `m = 0`: no exemplars are kept, and a class keeps the mean
-//! computed at the last step it had samples or exemplars (a warning is logged).
+//! computed at the last step it had samples or exemplars (a warning is logged
+//! once per learner).
 //! For a linear head, `φ(x) = x`, so such a mean stays exact; with hidden
 //! layers it was computed with an older `φ` and drifts out of date.
 //! With `K = 0` (no memory), the mean of a step's class is computed over all
@@ -190,6 +191,8 @@ pub struct Learner {
     means: Array2<f32>,
     steps: usize,
     metadata: BTreeMap<String, String>,
+    /// Whether the "budget below the class count" warning was logged (not saved).
+    warned_no_memory: bool,
 }
 
 /// Random streams: one generator per purpose and step, all from the config seed,
@@ -240,6 +243,7 @@ impl Learner {
             means: Array2::zeros((0, n_repr)),
             steps: 0,
             metadata: BTreeMap::new(),
+            warned_no_memory: false,
         })
     }
 
@@ -367,7 +371,8 @@ impl Learner {
 
         // Memory update with the trained head's φ.
         let m = memory::per_class(self.config.memory, n_classes);
-        if m == 0 && self.config.memory > 0 {
+        let warn_no_memory = m == 0 && self.config.memory > 0 && !self.warned_no_memory;
+        if warn_no_memory {
             warn!(
                 budget = self.config.memory,
                 classes = n_classes,
@@ -423,6 +428,7 @@ impl Learner {
         self.exemplars = exemplars;
         self.means = means;
         self.steps += 1;
+        self.warned_no_memory |= warn_no_memory;
         info!(
             step = self.steps,
             new = report.new_classes.len(),
@@ -736,6 +742,7 @@ impl State {
             means: self.means,
             steps: self.steps,
             metadata: self.metadata,
+            warned_no_memory: false,
         })
     }
 }
