@@ -73,3 +73,4 @@ pub use error::{Error, Result};
 pub use head::{OptimizerKind, Schedule};
 pub use learner::{Classifier, Learner, LearnerConfig, Prediction, StepReport};
 pub use loss::LossKind;
+pub use memory::Exemplar;
