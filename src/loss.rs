@@ -14,7 +14,9 @@
 //! `ℓ = Σ_y λ_y [max(z,0) − z·T + log(1 + e^{−|z|})]`, which is the binary
 //! cross-entropy `−λ_y [T log σ(z) + (1 − T) log(1 − σ(z))]` without the
 //! overflow of `e^{−z}` for large negative `z` or the `log 0` of a saturated
-//! sigmoid. Gradient: `d_logits = λ_y (σ(z) − T) / n_batch`.
+//! sigmoid. Gradient: `d_logits = λ_y (σ(z) − T) / n_batch`. With `λ = 0` the
+//! distilled outputs get no gradient at all: they keep their weights but are
+//! not trained to say "no" to the step's samples.
 //!
 //! **Softmax** ([`LossKind::Softmax`], LwF-style). With `p = softmax(z)` over all
 //! columns, `u = z[distill] / τ`, `u' = prev_logits / τ`,
@@ -23,7 +25,8 @@
 //! pre-step and current temperature-softened distributions on the distilled
 //! columns; it differs from the KL divergence only by a constant). Gradient:
 //! `d_z = (p − onehot(label)) / n_batch`, plus `λ·τ·(softmax(u) − softmax(u')) / n_batch`
-//! on the distilled columns.
+//! on the distilled columns. With `λ = 0` and no exemplars this is plain
+//! fine-tuning: old classes only ever appear as wrong answers.
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, NdFloat};
 use serde::{Deserialize, Serialize};
@@ -166,7 +169,11 @@ pub fn bce_with_logits<F: NdFloat>(
     targets: ArrayView2<F>,
     weights: ArrayView1<F>,
 ) -> (F, Array2<F>) {
-    assert_eq!(logits.dim(), targets.dim(), "targets have the logits' shape");
+    assert_eq!(
+        logits.dim(),
+        targets.dim(),
+        "targets have the logits' shape"
+    );
     assert_eq!(logits.ncols(), weights.len(), "one weight per column");
     let n_batch: F = cast(logits.nrows().max(1) as f64);
     let mut loss = F::zero();

@@ -81,7 +81,9 @@ pub fn decode<T: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T> {
     if version != FORMAT_VERSION {
         return Err(state_error(
             path,
-            format!("format version {version} is not supported (this build reads {FORMAT_VERSION})"),
+            format!(
+                "format version {version} is not supported (this build reads {FORMAT_VERSION})"
+            ),
         ));
     }
     let declared = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
@@ -101,7 +103,10 @@ pub fn decode<T: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T> {
         ));
     }
     if Sha256::digest(payload).as_slice() != &bytes[20..HEADER_LEN] {
-        return Err(state_error(path, "checksum mismatch: the file is corrupted"));
+        return Err(state_error(
+            path,
+            "checksum mismatch: the file is corrupted",
+        ));
     }
     let (state, used) = bincode::serde::decode_from_slice(payload, bincode::config::standard())
         .map_err(|e| state_error(path, format!("cannot decode the state: {e}")))?;
@@ -201,7 +206,10 @@ mod tests {
         let mut bytes = encode(Path::new("x"), &7u32).expect("encodes");
         bytes[8..12].copy_from_slice(&7u32.to_le_bytes());
         let err = decode::<u32>(Path::new("x"), &bytes).expect_err("refused");
-        assert!(err.to_string().contains("format version 7 is newer"), "{err}");
+        assert!(
+            err.to_string().contains("format version 7 is newer"),
+            "{err}"
+        );
     }
 
     #[test]

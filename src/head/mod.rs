@@ -36,9 +36,8 @@ pub struct Linear<F> {
 impl<F: NdFloat> Linear<F> {
     /// A layer with weights drawn from `U(−bound, bound)` and zero biases.
     pub fn uniform(n_out: usize, n_in: usize, bound: f64, rng: &mut impl Rng) -> Self {
-        let w = Array2::from_shape_simple_fn((n_out, n_in), || {
-            cast(rng.random_range(-bound..=bound))
-        });
+        let w =
+            Array2::from_shape_simple_fn((n_out, n_in), || cast(rng.random_range(-bound..=bound)));
         Linear {
             w,
             b: Array1::zeros(n_out),
@@ -133,7 +132,9 @@ impl<F: NdFloat> Head<F> {
 
     /// Every layer, mutably, in the order of [`Head::layers`].
     pub fn layers_mut(&mut self) -> impl Iterator<Item = &mut Linear<F>> {
-        self.hidden.iter_mut().chain(std::iter::once(&mut self.output))
+        self.hidden
+            .iter_mut()
+            .chain(std::iter::once(&mut self.output))
     }
 
     /// Adds `n_new` output rows drawn from `rng`; every existing weight and bias
@@ -195,20 +196,24 @@ impl<F: NdFloat> Head<F> {
         let mut grads = Vec::with_capacity(n_layers);
         let mut d_y = d_logits.to_owned();
 
-        for (l, layer) in self.layers().collect::<Vec<_>>().into_iter().enumerate().rev() {
+        for (l, layer) in self
+            .layers()
+            .collect::<Vec<_>>()
+            .into_iter()
+            .enumerate()
+            .rev()
+        {
             let a = &forward.inputs[l];
             let d_w = d_y.t().dot(a);
             let d_b = d_y.sum_axis(Axis(0));
             if l > 0 {
                 // `a = relu(y_prev)`, so the ReLU's derivative is `[a > 0]`.
                 let mut d_a = d_y.dot(&layer.w);
-                ndarray::Zip::from(&mut d_a)
-                    .and(a)
-                    .for_each(|d, &a| {
-                        if a <= F::zero() {
-                            *d = F::zero();
-                        }
-                    });
+                ndarray::Zip::from(&mut d_a).and(a).for_each(|d, &a| {
+                    if a <= F::zero() {
+                        *d = F::zero();
+                    }
+                });
                 d_y = d_a;
             }
             grads.push(Linear { w: d_w, b: d_b });
@@ -221,8 +226,10 @@ impl<F: NdFloat> Head<F> {
     /// Converts every parameter to another float type.
     pub fn cast<G: NdFloat>(&self) -> Head<G> {
         let conv = |l: &Linear<F>| Linear {
-            w: l.w.mapv(|v| cast::<G>(num_traits::cast::<F, f64>(v).unwrap_or(f64::NAN))),
-            b: l.b.mapv(|v| cast::<G>(num_traits::cast::<F, f64>(v).unwrap_or(f64::NAN))),
+            w: l.w
+                .mapv(|v| cast::<G>(num_traits::cast::<F, f64>(v).unwrap_or(f64::NAN))),
+            b: l.b
+                .mapv(|v| cast::<G>(num_traits::cast::<F, f64>(v).unwrap_or(f64::NAN))),
         };
         Head {
             hidden: self.hidden.iter().map(conv).collect(),

@@ -221,7 +221,8 @@ impl<F: NdFloat> Optimizer<F> {
                     *v = mu * *v + g;
                     *p -= lr * *v;
                 };
-                for ((layer, grad), vel) in head.layers_mut().zip(&grads.layers).zip(&mut self.first)
+                for ((layer, grad), vel) in
+                    head.layers_mut().zip(&grads.layers).zip(&mut self.first)
                 {
                     Zip::from(&mut layer.w)
                         .and(&mut vel.w)

@@ -84,6 +84,23 @@ mod tests {
         assert_eq!(sorted, vec![0, 1, 2, 3]);
     }
 
+    proptest::proptest! {
+        /// Any budget's order is a prefix of a larger budget's, and no index repeats.
+        #[test]
+        fn orders_are_prefixes_without_repeats(
+            values in proptest::collection::vec(-5.0f32..5.0, 3 * 12),
+            m in 0usize..12,
+        ) {
+            let phi = ndarray::Array2::from_shape_vec((12, 3), values).expect("12 × 3");
+            let full = herding(phi.view(), 12);
+            let part = herding(phi.view(), m);
+            proptest::prop_assert_eq!(&full[..m], &part[..]);
+            let mut sorted = full.clone();
+            sorted.sort_unstable();
+            proptest::prop_assert_eq!(sorted, (0..12).collect::<Vec<_>>());
+        }
+    }
+
     #[test]
     fn empty_input_gives_empty_order() {
         let phi = ndarray::Array2::<f32>::zeros((0, 3));
