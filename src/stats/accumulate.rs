@@ -136,6 +136,7 @@ impl Moments {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use ndarray::array;
 

@@ -74,6 +74,7 @@ pub(super) fn solve_spd(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use ndarray::array;
 

@@ -137,6 +137,7 @@ fn not_positive_definite(op: &'static str, pivot: usize, knob: &str, value: f64)
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use ndarray::{Array2, array};
 

@@ -132,6 +132,7 @@ fn normalise_rows(a: &mut Array2<f64>) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use ndarray::array;
 

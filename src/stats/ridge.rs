@@ -264,6 +264,7 @@ fn solve(moments: &Moments, lambda: f64) -> Result<(Array2<f64>, Array1<f64>)> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use ndarray::array;
 

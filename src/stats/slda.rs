@@ -210,6 +210,7 @@ fn solve(moments: &Moments, shrinkage: f64) -> Result<(Array2<f64>, Array1<f64>)
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use ndarray::array;
 
