@@ -1,8 +1,10 @@
 //! Running per-class counts and sums, and optionally the total scatter, of feature
 //! vectors: the sufficient statistics every learner in this module is solved from.
 
-use ndarray::{Array1, Array2, ArrayView2, Axis, linalg::general_mat_mul, s};
+use ndarray::{Array1, Array2, ArrayView2, Axis, s};
 use serde::{Deserialize, Serialize};
+
+use super::linalg::{add_lower_gram, faer_mut};
 
 /// Sums over every sample seen so far, shifted by a fixed vector.
 ///
@@ -10,7 +12,8 @@ use serde::{Deserialize, Serialize};
 ///
 /// - `counts[c] = #{i : c_i = c}`
 /// - `sums: (n_classes, dim)`, row `c` = `Σ_{i : c_i = c} (h_i − shift)`
-/// - `scatter: (dim, dim)` = `Σ_i (h_i − shift)(h_i − shift)ᵀ`, when kept.
+/// - `scatter: (dim, dim)` = `Σ_i (h_i − shift)(h_i − shift)ᵀ`, when kept; only its
+///   lower triangle (diagonal included) is kept up to date.
 ///
 /// The shift is the mean of the first update when the scatter is kept (zero
 /// otherwise). Covariances are differences `scatter − Σ_c sums_c sums_cᵀ / counts_c`;
@@ -66,7 +69,7 @@ impl Moments {
             sum += &row;
         }
         if let Some(scatter) = next.scatter.as_mut() {
-            general_mat_mul(1.0, &centred.t(), &centred, 1.0, scatter);
+            add_lower_gram(faer_mut(scatter), centred.view(), 1.0);
         }
         next
     }
@@ -101,7 +104,8 @@ impl Moments {
         &self.shift
     }
 
-    /// `scatter: (dim, dim)`, `Σ_i (h_i − shift)(h_i − shift)ᵀ`, if kept.
+    /// `scatter: (dim, dim)`, `Σ_i (h_i − shift)(h_i − shift)ᵀ`, if kept: the lower
+    /// triangle only, the rest is not meaningful.
     pub fn scatter(&self) -> Option<&Array2<f64>> {
         self.scatter.as_ref()
     }
@@ -156,8 +160,8 @@ mod tests {
         // Centred rows: (−1, 0), (1, 0) of class 0 and (3, −2) of class 1.
         assert_eq!(m.sums(), &array![[0.0, 0.0], [3.0, -2.0]]);
         assert_eq!(m.means(), array![[2.0, 2.0], [5.0, 0.0]]);
-        // (−1,0)(−1,0)ᵀ + (1,0)(1,0)ᵀ + (3,−2)(3,−2)ᵀ
-        assert_eq!(m.scatter().unwrap(), &array![[11.0, -6.0], [-6.0, 4.0]]);
+        // (−1,0)(−1,0)ᵀ + (1,0)(1,0)ᵀ + (3,−2)(3,−2)ᵀ = [[11, −6], [−6, 4]], lower part.
+        assert_eq!(m.scatter().unwrap(), &array![[11.0, 0.0], [-6.0, 4.0]]);
         assert!(m.is_consistent(2));
     }
 

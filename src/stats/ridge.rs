@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tracing::debug;
 
 use super::accumulate::Moments;
-use super::linalg::solve_spd;
+use super::linalg::{solve_spd, with_faer};
 use super::{check_features, check_step, not_positive_definite};
 use crate::{Error, Result};
 
@@ -241,14 +241,19 @@ fn solve(moments: &Moments, lambda: f64) -> Result<(Array2<f64>, Array1<f64>)> {
     let n = moments.total() as f64;
     let total: Array1<f64> = sums.sum_axis(Axis(0));
 
-    // `HᵀH + λ I′` of `H = [h − shift | 1]`: [[scatter + λ I, total], [totalᵀ, N]].
-    let system = Mat::from_fn(p + 1, p + 1, |i, j| match (i < p, j < p) {
-        (true, true) if i == j => scatter[[i, j]] + lambda,
-        (true, true) => scatter[[i, j]],
-        (false, true) => total[j],
-        (true, false) => total[i],
-        (false, false) => n,
+    // `HᵀH + λ I′` of `H = [h − shift | 1]`: `[[scatter + λ I, total], [totalᵀ, N]]`,
+    // lower triangle only (all that the scatter keeps and the solver reads).
+    let mut system = Mat::zeros(p + 1, p + 1);
+    with_faer(scatter.view(), |scatter| {
+        system
+            .submatrix_mut(0, 0, p, p)
+            .copy_from_triangular_lower(scatter)
     });
+    for j in 0..p {
+        system[(j, j)] += lambda;
+        system[(p, j)] = total[j];
+    }
+    system[(p, p)] = n;
     // `HᵀY`: column `c` is `[sums_c; n_c]`.
     let mut rhs = Array2::zeros((p + 1, moments.n_classes()));
     rhs.slice_mut(s![..p, ..]).assign(&sums.t());

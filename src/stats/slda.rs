@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use tracing::debug;
 
 use super::accumulate::Moments;
-use super::linalg::{add_gram, solve_spd, to_faer};
+use super::linalg::{add_lower_gram, solve_spd, symmetrise_from_lower, to_faer};
 use super::{check_features, check_step, not_positive_definite};
 use crate::{Error, Result};
 
@@ -153,7 +153,12 @@ impl Slda {
     /// `covariance: (dim, dim)`, the shared within-class covariance `Σ` before
     /// shrinkage (divided by `N`, not `N − n_classes`).
     pub fn covariance(&self) -> Array2<f64> {
-        let scatter = self.moments.scatter().expect("slda keeps a scatter matrix");
+        let mut scatter = self
+            .moments
+            .scatter()
+            .expect("slda keeps a scatter matrix")
+            .clone();
+        symmetrise_from_lower(&mut scatter);
         let a = self.moments.root_weighted_sums();
         let n = self.moments.total().max(1) as f64;
         (scatter - &a.t().dot(&a)) / n
@@ -191,9 +196,10 @@ fn solve(moments: &Moments, shrinkage: f64) -> Result<(Array2<f64>, Array1<f64>)
     let n = moments.total() as f64;
     let dim = moments.dim();
 
-    // `Σ_s = (1 − ε)/N · (scatter − aᵀa) + ε I`, built directly in the solver's storage.
+    // `Σ_s = (1 − ε)/N · (scatter − aᵀa) + ε I`, built directly in the solver's storage;
+    // only its lower triangle is meaningful, and only that is read.
     let mut system = to_faer(scatter.view());
-    add_gram(system.as_mut(), moments.root_weighted_sums().view(), -1.0);
+    add_lower_gram(system.as_mut(), moments.root_weighted_sums().view(), -1.0);
     let keep = (1.0 - shrinkage) / n;
     for j in 0..dim {
         for i in j..dim {
