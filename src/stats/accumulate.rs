@@ -130,11 +130,17 @@ impl Moments {
         a
     }
 
-    /// Whether the arrays have the sizes their counts imply (a check on loaded state).
-    pub fn is_consistent(&self, dim: usize) -> bool {
-        self.sums.dim() == (self.counts.len(), dim)
+    /// Whether these are statistics of `dim`-dimensional samples, with a scatter matrix
+    /// or not as `keep_scatter` says, whose arrays have the sizes their counts imply and
+    /// whose classes all have samples (a check on loaded state).
+    pub fn is_consistent(&self, dim: usize, keep_scatter: bool) -> bool {
+        let scatter_ok = match &self.scatter {
+            Some(scatter) => keep_scatter && scatter.dim() == (dim, dim),
+            None => !keep_scatter,
+        };
+        scatter_ok
+            && self.sums.dim() == (self.counts.len(), dim)
             && self.shift.len() == dim
-            && self.scatter.as_ref().is_none_or(|s| s.dim() == (dim, dim))
             && self.counts.iter().all(|&c| c > 0)
     }
 }
@@ -162,7 +168,8 @@ mod tests {
         assert_eq!(m.means(), array![[2.0, 2.0], [5.0, 0.0]]);
         // (−1,0)(−1,0)ᵀ + (1,0)(1,0)ᵀ + (3,−2)(3,−2)ᵀ = [[11, −6], [−6, 4]], lower part.
         assert_eq!(m.scatter().unwrap(), &array![[11.0, 0.0], [-6.0, 4.0]]);
-        assert!(m.is_consistent(2));
+        assert!(m.is_consistent(2, true));
+        assert!(!m.is_consistent(2, false) && !m.is_consistent(3, true));
     }
 
     #[test]

@@ -127,6 +127,13 @@ fn check_step(
     Ok(n_after)
 }
 
+/// The error for a loaded learner whose parts do not fit together.
+fn inconsistent(what: &str) -> Error {
+    Error::Config(format!(
+        "{what}: the stored state is inconsistent (array sizes or counts do not match)"
+    ))
+}
+
 /// Turns a failed Cholesky factorisation into a configuration error with advice.
 fn not_positive_definite(op: &'static str, pivot: usize, knob: &str, value: f64) -> Error {
     Error::Config(format!(

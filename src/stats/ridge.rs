@@ -12,7 +12,7 @@ use tracing::debug;
 
 use super::accumulate::Moments;
 use super::linalg::{solve_spd, with_faer};
-use super::{check_features, check_step, not_positive_definite};
+use super::{check_features, check_step, inconsistent, not_positive_definite};
 use crate::{Error, Result};
 
 /// Hyper-parameters of [`Ridge`].
@@ -61,6 +61,7 @@ impl Default for RidgeConfig {
 /// `8 · (n_proj + 1)²` (32 MiB). Projected features are computed in `f32`, a fixed
 /// function of `x` that the order of the steps does not change.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(try_from = "RidgeState")]
 pub struct Ridge {
     config: RidgeConfig,
     dim: usize,
@@ -68,6 +69,64 @@ pub struct Ridge {
     moments: Moments,
     weights: Array2<f64>,
     bias: Array1<f64>,
+}
+
+/// [`Ridge`] as stored, checked by `TryFrom` before it becomes one (same fields, same
+/// order).
+#[derive(Deserialize)]
+struct RidgeState {
+    config: RidgeConfig,
+    dim: usize,
+    projection: Option<Array2<f32>>,
+    moments: Moments,
+    weights: Array2<f64>,
+    bias: Array1<f64>,
+}
+
+impl TryFrom<RidgeState> for Ridge {
+    type Error = Error;
+
+    fn try_from(state: RidgeState) -> Result<Self> {
+        let ridge = Ridge {
+            config: state.config,
+            dim: state.dim,
+            projection: state.projection,
+            moments: state.moments,
+            weights: state.weights,
+            bias: state.bias,
+        };
+        check_config(ridge.config)?;
+        let (n_features, n_classes) = (ridge.n_features(), ridge.n_classes());
+        let projection_ok = match (&ridge.projection, ridge.config.projection) {
+            (None, None) => n_features == ridge.dim,
+            (Some(p), Some(n_proj)) => n_proj == n_features && p.dim() == (n_features, ridge.dim),
+            _ => false,
+        };
+        if ridge.dim == 0
+            || !projection_ok
+            || !ridge.moments.is_consistent(n_features, true)
+            || ridge.weights.dim() != (n_features, n_classes)
+            || ridge.bias.len() != n_classes
+        {
+            return Err(inconsistent("ridge"));
+        }
+        Ok(ridge)
+    }
+}
+
+fn check_config(config: RidgeConfig) -> Result<()> {
+    if !(config.lambda >= 0.0 && config.lambda.is_finite()) {
+        return Err(Error::Config(format!(
+            "ridge: lambda must be finite and non-negative, got {}",
+            config.lambda
+        )));
+    }
+    if config.projection == Some(0) {
+        return Err(Error::Config(
+            "ridge: the projection size must be positive".into(),
+        ));
+    }
+    Ok(())
 }
 
 impl Ridge {
@@ -83,17 +142,7 @@ impl Ridge {
                 "ridge: the feature dimension must be positive".into(),
             ));
         }
-        if !(config.lambda >= 0.0 && config.lambda.is_finite()) {
-            return Err(Error::Config(format!(
-                "ridge: lambda must be finite and non-negative, got {}",
-                config.lambda
-            )));
-        }
-        if config.projection == Some(0) {
-            return Err(Error::Config(
-                "ridge: the projection size must be positive".into(),
-            ));
-        }
+        check_config(config)?;
 
         let projection = config.projection.map(|n_proj| {
             let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
@@ -148,14 +197,12 @@ impl Ridge {
     /// # Errors
     ///
     /// [`Error::NoClasses`] before the first update, [`Error::Shape`] if `x` does not
-    /// have `dim` columns (or a loaded state is inconsistent), [`Error::NonFinite`] on NaN
-    /// or infinite features.
+    /// have `dim` columns, [`Error::NonFinite`] on NaN or infinite features.
     pub fn scores(&self, x: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
         if self.n_classes() == 0 {
             return Err(Error::NoClasses);
         }
         check_features("ridge scores", x, self.dim)?;
-        self.check_state()?;
         let scores = self.features(x).dot(&self.weights) + &self.bias;
         Ok(scores.mapv(|s| s as f32))
     }
@@ -192,7 +239,7 @@ impl Ridge {
 
     /// `h: (n_batch, n_features)`, the regression features of `x: (n_batch, dim)`
     /// (`x` must have `dim` columns).
-    pub fn features(&self, x: ArrayView2<'_, f32>) -> Array2<f64> {
+    fn features(&self, x: ArrayView2<'_, f32>) -> Array2<f64> {
         match &self.projection {
             None => x.mapv(f64::from),
             Some(p) => x.dot(&p.t()).mapv(|v| f64::from(v.max(0.0))),
@@ -207,26 +254,6 @@ impl Ridge {
     /// `bias: (n_classes)`, `b`.
     pub fn bias(&self) -> &Array1<f64> {
         &self.bias
-    }
-
-    fn check_state(&self) -> Result<()> {
-        let (n_features, n_classes) = (self.n_features(), self.n_classes());
-        let projection_ok = match &self.projection {
-            None => n_features == self.dim,
-            Some(p) => p.dim() == (n_features, self.dim),
-        };
-        if !projection_ok
-            || !self.moments.is_consistent(n_features)
-            || self.weights.dim() != (n_features, n_classes)
-            || self.bias.len() != n_classes
-        {
-            return Err(Error::Shape {
-                op: "ridge state",
-                expected: vec![n_features, n_classes],
-                got: self.weights.shape().to_vec(),
-            });
-        }
-        Ok(())
     }
 }
 
