@@ -19,8 +19,9 @@ use crate::{Error, Result};
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RidgeConfig {
     /// Ridge penalty `λ ≥ 0` on the weights (not on the bias). Its scale is that of
-    /// `|h|²` summed over samples: with more data the same `λ` regularises less.
-    /// Default `1.0`.
+    /// `|h|²` summed over samples: with more data the same `λ` regularises less. With
+    /// a projection it usually needs to be far larger (1000 for 1024 projected features
+    /// of 1000 samples in the tests). Default `1.0`.
     pub lambda: f64,
     /// `Some(n_proj)` regresses on `h = ReLU(P x)` with a fixed random
     /// `P: (n_proj, dim)`, `P_ij ~ N(0, 1/dim)`, instead of on `x` itself (e.g.
