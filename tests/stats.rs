@@ -319,6 +319,55 @@ fn ncm_does_not_depend_on_class_order_or_step_sizes() {
     );
 }
 
+/// Largest parameter difference, relative to the largest parameter, between learning
+/// all of `data` at once and learning it shuffled by `seed` and cut at `cuts` into
+/// updates of any sizes.
+fn split_difference<L: Learner>(fresh: L, data: &Data, seed: u64, cuts: &[usize]) -> f64 {
+    let mut whole = fresh.clone();
+    let classes_whole = present(&mut whole, data, &[(0..data.labels.len()).collect()]);
+
+    let mut rows: Vec<usize> = (0..data.labels.len()).collect();
+    rows.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    let mut cuts: Vec<usize> = cuts
+        .iter()
+        .map(|&c| c % rows.len())
+        .filter(|&c| c > 0)
+        .collect();
+    cuts.extend([0, rows.len()]);
+    cuts.sort_unstable();
+    cuts.dedup();
+    let updates: Vec<Vec<usize>> = cuts.windows(2).map(|w| rows[w[0]..w[1]].to_vec()).collect();
+    let mut split = fresh;
+    let classes_split = present(&mut split, data, &updates);
+
+    let order: Vec<usize> = classes_whole
+        .iter()
+        .map(|c| classes_split.iter().position(|d| d == c).unwrap())
+        .collect();
+    let params_split = split.class_params().select(Axis(0), &order);
+    max_abs_diff(&whole.class_params(), &params_split) / max_abs(&whole.class_params())
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+
+    // Any shuffling of the samples and any step sizes give the parameters of one batch
+    // update, within the order-independence tolerance.
+    #[test]
+    fn any_split_into_steps_gives_the_batch_parameters(
+        seed in 0_u64..1000,
+        cuts in proptest::collection::vec(0_usize..1000, 0..8),
+    ) {
+        let data = blobs(81, 5, 8, 12, 0.3);
+        let slda = split_difference(Slda::new(8, SldaConfig::default()).unwrap(), &data, seed, &cuts);
+        let ridge = split_difference(Ridge::new(8, RidgeConfig::default()).unwrap(), &data, seed, &cuts);
+        let ncm = split_difference(Ncm::new(8).unwrap(), &data, seed, &cuts);
+        proptest::prop_assert!(slda <= PARAM_TOLERANCE, "slda {:e}", slda);
+        proptest::prop_assert!(ridge <= PARAM_TOLERANCE, "ridge {:e}", ridge);
+        proptest::prop_assert!(ncm <= PARAM_TOLERANCE, "ncm {:e}", ncm);
+    }
+}
+
 /// Learns the training data under schedule B (shuffled classes, samples of a class
 /// spread over two steps) and returns the learner and its class order.
 fn learned<L: Learner>(mut learner: L, train: &Data) -> (L, Vec<usize>) {
