@@ -21,7 +21,7 @@ trait Learner: Clone {
 }
 
 macro_rules! impl_learner {
-    ($($t:ty),*) => {$(
+    ($($t:ty => |$learner:ident| $params:expr),* $(,)?) => {$(
         impl Learner for $t {
             fn update(&mut self, x: ArrayView2<'_, f32>, labels: &[usize]) -> continual::Result<()> {
                 <$t>::update(self, x, labels)
@@ -33,37 +33,23 @@ macro_rules! impl_learner {
                 <$t>::n_classes(self)
             }
             fn class_params(&self) -> Array2<f64> {
-                <$t as ClassParams>::class_params(self)
+                let $learner = self;
+                $params
             }
         }
     )*};
 }
-impl_learner!(Slda, Ridge, Ncm);
+impl_learner!(
+    Slda => |slda| linear_params(slda.weights(), slda.bias()),
+    Ridge => |ridge| linear_params(ridge.weights(), ridge.bias()),
+    Ncm => |ncm| ncm.means().clone(),
+);
 
 /// Rows `[w_c, b_c]` of a linear classifier.
 fn linear_params(weights: &Array2<f64>, bias: &Array1<f64>) -> Array2<f64> {
     let mut params = weights.t().to_owned();
     params.push_column(bias.view()).unwrap();
     params
-}
-
-trait ClassParams {
-    fn class_params(&self) -> Array2<f64>;
-}
-impl ClassParams for Slda {
-    fn class_params(&self) -> Array2<f64> {
-        linear_params(self.weights(), self.bias())
-    }
-}
-impl ClassParams for Ridge {
-    fn class_params(&self) -> Array2<f64> {
-        linear_params(self.weights(), self.bias())
-    }
-}
-impl ClassParams for Ncm {
-    fn class_params(&self) -> Array2<f64> {
-        self.means().clone()
-    }
 }
 
 /// Labelled features; `labels` are the data set's own class ids.
