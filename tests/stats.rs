@@ -243,13 +243,12 @@ fn order_difference<L: Learner>(fresh: L) -> (f64, f64) {
     let (scores_a, scores_b) = (scores_a.mapv(f64::from), scores_b.mapv(f64::from));
     let score_diff = max_abs_diff(&scores_a, &scores_b) / max_abs(&scores_a).max(1.0);
 
-    let mut params_b = Array2::zeros(b.class_params().dim());
-    for (index, &class) in classes_b.iter().enumerate() {
-        let index_a = classes_a.iter().position(|&c| c == class).unwrap();
-        params_b
-            .row_mut(index_a)
-            .assign(&b.class_params().row(index));
-    }
+    // Rows of B's parameters in A's class order.
+    let order: Vec<usize> = classes_a
+        .iter()
+        .map(|c| classes_b.iter().position(|d| d == c).unwrap())
+        .collect();
+    let params_b = b.class_params().select(Axis(0), &order);
     let params_a = a.class_params();
     let param_diff = max_abs_diff(&params_a, &params_b) / max_abs(&params_a);
     println!("relative differences: scores {score_diff:e}, parameters {param_diff:e}");
@@ -257,7 +256,7 @@ fn order_difference<L: Learner>(fresh: L) -> (f64, f64) {
 }
 
 // Order independence. The accumulators are sums in f64, so the two schedules differ
-// only by rounding, around 1e-13 relative in the statistics and the parameters; the
+// only by rounding, about 1e-15 relative in the parameters (observed below); the
 // scores are then rounded to f32 (6e-8 relative). Tolerances, relative to the largest
 // value: 1e-5 on the f32 scores, 1e-9 on the f64 parameters.
 const SCORE_TOLERANCE: f64 = 1e-5;
