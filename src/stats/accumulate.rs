@@ -1,8 +1,10 @@
 //! Running per-class counts and sums, and optionally the total scatter, of feature
 //! vectors: the sufficient statistics every learner in this module is solved from.
 
-use ndarray::{Array1, Array2, ArrayView2, Axis, linalg::general_mat_mul, s};
+use ndarray::{Array1, Array2, ArrayView2, Axis, s};
 use serde::{Deserialize, Serialize};
+
+use super::linalg::{add_lower_gram, faer_mut};
 
 /// Sums over every sample seen so far, shifted by a fixed vector.
 ///
@@ -10,7 +12,8 @@ use serde::{Deserialize, Serialize};
 ///
 /// - `counts[c] = #{i : c_i = c}`
 /// - `sums: (n_classes, dim)`, row `c` = `Σ_{i : c_i = c} (h_i − shift)`
-/// - `scatter: (dim, dim)` = `Σ_i (h_i − shift)(h_i − shift)ᵀ`, when kept.
+/// - `scatter: (dim, dim)` = `Σ_i (h_i − shift)(h_i − shift)ᵀ`, when kept; only its
+///   lower triangle (diagonal included) is kept up to date.
 ///
 /// The shift is the mean of the first update when the scatter is kept (zero
 /// otherwise). Covariances are differences `scatter − Σ_c sums_c sums_cᵀ / counts_c`;
@@ -66,7 +69,7 @@ impl Moments {
             sum += &row;
         }
         if let Some(scatter) = next.scatter.as_mut() {
-            general_mat_mul(1.0, &centred.t(), &centred, 1.0, scatter);
+            add_lower_gram(faer_mut(scatter), centred.view(), 1.0);
         }
         next
     }
@@ -101,7 +104,8 @@ impl Moments {
         &self.shift
     }
 
-    /// `scatter: (dim, dim)`, `Σ_i (h_i − shift)(h_i − shift)ᵀ`, if kept.
+    /// `scatter: (dim, dim)`, `Σ_i (h_i − shift)(h_i − shift)ᵀ`, if kept: the lower
+    /// triangle only, the rest is not meaningful.
     pub fn scatter(&self) -> Option<&Array2<f64>> {
         self.scatter.as_ref()
     }
@@ -126,16 +130,23 @@ impl Moments {
         a
     }
 
-    /// Whether the arrays have the sizes their counts imply (a check on loaded state).
-    pub fn is_consistent(&self, dim: usize) -> bool {
-        self.sums.dim() == (self.counts.len(), dim)
+    /// Whether these are statistics of `dim`-dimensional samples, with a scatter matrix
+    /// or not as `keep_scatter` says, whose arrays have the sizes their counts imply and
+    /// whose classes all have samples (a check on loaded state).
+    pub fn is_consistent(&self, dim: usize, keep_scatter: bool) -> bool {
+        let scatter_ok = match &self.scatter {
+            Some(scatter) => keep_scatter && scatter.dim() == (dim, dim),
+            None => !keep_scatter,
+        };
+        scatter_ok
+            && self.sums.dim() == (self.counts.len(), dim)
             && self.shift.len() == dim
-            && self.scatter.as_ref().is_none_or(|s| s.dim() == (dim, dim))
             && self.counts.iter().all(|&c| c > 0)
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use ndarray::array;
 
@@ -155,9 +166,10 @@ mod tests {
         // Centred rows: (−1, 0), (1, 0) of class 0 and (3, −2) of class 1.
         assert_eq!(m.sums(), &array![[0.0, 0.0], [3.0, -2.0]]);
         assert_eq!(m.means(), array![[2.0, 2.0], [5.0, 0.0]]);
-        // (−1,0)(−1,0)ᵀ + (1,0)(1,0)ᵀ + (3,−2)(3,−2)ᵀ
-        assert_eq!(m.scatter().unwrap(), &array![[11.0, -6.0], [-6.0, 4.0]]);
-        assert!(m.is_consistent(2));
+        // (−1,0)(−1,0)ᵀ + (1,0)(1,0)ᵀ + (3,−2)(3,−2)ᵀ = [[11, −6], [−6, 4]], lower part.
+        assert_eq!(m.scatter().unwrap(), &array![[11.0, 0.0], [-6.0, 4.0]]);
+        assert!(m.is_consistent(2, true));
+        assert!(!m.is_consistent(2, false) && !m.is_consistent(3, true));
     }
 
     #[test]

@@ -3,16 +3,33 @@
 
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::cholesky::llt;
+use faer::linalg::cholesky::llt::factor::LltRegularization;
+use faer::linalg::matmul::triangular::{self, BlockStructure};
 use faer::{Accum, Mat, MatMut, MatRef, Par};
 use ndarray::{Array2, ArrayView2};
 
 // Sequential: the factorisation of a 4096 × 4096 matrix takes about a second on one
-// core, and an embedding application owns the threads.
+// core, and an embedding application decides how its threads are used. faer's `rayon`
+// feature would be needed otherwise.
 const PAR: Par = Par::Seq;
 
 /// Copies an `ndarray` matrix into a new (column-major) `faer` matrix.
 pub(super) fn to_faer(a: ArrayView2<'_, f64>) -> Mat<f64> {
-    Mat::from_fn(a.nrows(), a.ncols(), |i, j| a[[i, j]])
+    match a.as_slice() {
+        // Row-major and contiguous: let faer transpose the storage, much faster than
+        // reading a large matrix column by column.
+        Some(slice) => MatRef::from_row_major_slice(slice, a.nrows(), a.ncols()).to_owned(),
+        None => Mat::from_fn(a.nrows(), a.ncols(), |i, j| a[[i, j]]),
+    }
+}
+
+/// Calls `f` with a `faer` view of `a`: of `a`'s own storage if it is row-major and
+/// contiguous, of a copy otherwise.
+pub(super) fn with_faer<R>(a: ArrayView2<'_, f64>, f: impl FnOnce(MatRef<'_, f64>) -> R) -> R {
+    match a.as_slice() {
+        Some(slice) => f(MatRef::from_row_major_slice(slice, a.nrows(), a.ncols())),
+        None => f(to_faer(a).as_ref()),
+    }
 }
 
 /// Copies a `faer` matrix into a new (row-major) `ndarray` matrix.
@@ -20,10 +37,51 @@ pub(super) fn to_ndarray(a: MatRef<'_, f64>) -> Array2<f64> {
     Array2::from_shape_fn((a.nrows(), a.ncols()), |(i, j)| a[(i, j)])
 }
 
-/// Adds `alpha · aᵀ a` to `dst: (k, k)`, for `a: (m, k)`.
-pub(super) fn add_gram(dst: MatMut<'_, f64>, a: ArrayView2<'_, f64>, alpha: f64) {
-    let a = to_faer(a);
-    faer::linalg::matmul::matmul(dst, Accum::Add, a.transpose(), a.as_ref(), alpha, PAR);
+/// Adds `alpha · aᵀ a` to the lower triangle (diagonal included) of `dst: (k, k)`, for
+/// `a: (m, k)`; the strict upper triangle is left as it is.
+///
+/// Computing only one triangle of the symmetric product halves its `m · k²` cost, the
+/// largest of an update of the statistics.
+pub(super) fn add_lower_gram(dst: MatMut<'_, f64>, a: ArrayView2<'_, f64>, alpha: f64) {
+    assert_eq!(
+        (dst.nrows(), dst.ncols()),
+        (a.ncols(), a.ncols()),
+        "add_lower_gram: destination shape"
+    );
+    with_faer(a, |a| {
+        triangular::matmul(
+            dst,
+            BlockStructure::TriangularLower,
+            Accum::Add,
+            a.transpose(),
+            BlockStructure::Rectangular,
+            a,
+            BlockStructure::Rectangular,
+            alpha,
+            PAR,
+        )
+    });
+}
+
+/// A mutable `faer` view of the storage of `a`, made row-major first if it is not.
+pub(super) fn faer_mut(a: &mut Array2<f64>) -> MatMut<'_, f64> {
+    if !a.is_standard_layout() {
+        *a = a.as_standard_layout().into_owned();
+    }
+    let (m, n) = a.dim();
+    let slice = a
+        .as_slice_mut()
+        .expect("a standard-layout array is contiguous");
+    MatMut::from_row_major_slice_mut(slice, m, n)
+}
+
+/// Copies the lower triangle of `a: (k, k)` into the upper one.
+pub(super) fn symmetrise_from_lower(a: &mut Array2<f64>) {
+    for i in 0..a.nrows() {
+        for j in 0..i {
+            a[[j, i]] = a[[i, j]];
+        }
+    }
 }
 
 /// The Cholesky factorisation met a pivot that is not positive: the matrix is not
@@ -37,12 +95,12 @@ pub(super) struct NotPositiveDefinite {
 /// Solves `a · x = b` for a symmetric positive definite `a: (m, m)` and `b: (m, k)`,
 /// reading only the lower triangle of `a`, which is overwritten by the factor.
 ///
-/// Factorising `a = L Lᵀ` and solving the two triangular systems costs `m³ / 3 + 2 m² k`
-/// flops, a third of forming `a⁻¹`, and it is backward stable: the error in `x` grows
-/// with the condition number of `a` once, where multiplying by a computed inverse adds
-/// the inverse's own error on top. The factorisation also fails cleanly, at the first
-/// non-positive pivot, on a matrix that is not positive definite, where an inverse
-/// would silently return huge values.
+/// Why a Cholesky solve and not `a⁻¹ b`: factorising `a = L Lᵀ` and solving the two
+/// triangular systems costs `m³ / 3 + 2 m² k` flops, a third of what forming the inverse
+/// costs; it is backward stable (the computed `x` solves a system within rounding of
+/// `a`, so the residual `a x − b` stays at rounding level, where a computed inverse can
+/// leave one `κ(a)` times larger); and it stops at the first non-positive pivot when
+/// `a` is not positive definite, instead of returning a meaningless answer.
 pub(super) fn solve_spd(
     mut a: Mat<f64>,
     b: ArrayView2<'_, f64>,
@@ -56,9 +114,11 @@ pub(super) fn solve_spd(
         PAR,
         Default::default(),
     ));
+    // No dynamic regularisation (the default): a non-positive pivot is an error, not
+    // silently replaced.
     llt::factor::cholesky_in_place(
         a.as_mut(),
-        Default::default(),
+        LltRegularization::default(),
         PAR,
         MemStack::new(&mut mem),
         Default::default(),
@@ -74,6 +134,7 @@ pub(super) fn solve_spd(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use ndarray::array;
 
@@ -92,15 +153,19 @@ mod tests {
     }
 
     #[test]
-    fn add_gram_adds_the_scaled_gram_matrix() {
+    fn add_lower_gram_fills_the_lower_triangle() {
         let a = array![[1.0, 2.0], [3.0, 4.0], [0.0, 1.0]];
-        let mut dst = Mat::<f64>::identity(2, 2);
-        add_gram(dst.as_mut(), a.view(), -1.0);
-        // aᵀa = [[10, 14], [14, 21]]
-        assert_eq!(
-            to_ndarray(dst.as_ref()),
-            array![[-9.0, -14.0], [-14.0, -20.0]]
-        );
+        let mut dst = array![[1.0, 7.0], [0.0, 1.0]];
+        add_lower_gram(faer_mut(&mut dst), a.view(), 2.0);
+        // 2 aᵀa = [[20, 28], [28, 42]]; the 7 above the diagonal is untouched.
+        assert_eq!(dst, array![[21.0, 7.0], [28.0, 43.0]]);
+
+        // Same from a non-contiguous view, into a column-major faer matrix.
+        let mut dst = Mat::<f64>::zeros(2, 2);
+        add_lower_gram(dst.as_mut(), a.t().t(), -1.0);
+        let mut dst = to_ndarray(dst.as_ref());
+        symmetrise_from_lower(&mut dst);
+        assert_eq!(dst, array![[-10.0, -14.0], [-14.0, -21.0]]);
     }
 
     #[test]

@@ -15,6 +15,23 @@
 //! - [`Ncm`], nearest class mean on all data: the mean direction of each class's
 //!   L2-normalised features; scores are cosine similarities.
 //!
+//! # Example
+//!
+//! ```
+//! use continual::stats::{Slda, SldaConfig};
+//! use ndarray::array;
+//!
+//! let mut slda = Slda::new(2, SldaConfig::default())?;
+//! // Step 1: two classes; step 2: a third one and one more sample of class 0.
+//! slda.update(array![[0.0, 0.1], [0.1, 0.0], [4.0, 0.1], [4.1, 0.0]].view(), &[0, 0, 1, 1])?;
+//! slda.update(array![[0.0, 4.0], [0.1, 4.1], [0.0, 0.0]].view(), &[2, 2, 0])?;
+//!
+//! let scores = slda.scores(array![[3.9_f32, 0.2]].view())?; // (1, 3)
+//! let best = (0..3).max_by(|&a, &b| scores[[0, a]].total_cmp(&scores[[0, b]]));
+//! assert_eq!(best, Some(1));
+//! # Ok::<(), continual::Error>(())
+//! ```
+//!
 //! # Shapes
 //!
 //! `x: (n_batch, dim)` features (`f32`), `labels: [n_batch]` class indices, and
@@ -37,7 +54,14 @@
 //! `dim = 4096`), and an update holds three such matrices at its peak (the kept
 //! statistics, the updated copy that replaces them only if the solve succeeds, and the
 //! matrix being factorised). Time: an update costs `n_batch · dim²` for the scatter
-//! plus `dim³ / 3` for the Cholesky factorisation.
+//! plus `dim³ / 3` for the Cholesky factorisation. Measured in the test profile on one
+//! core of an AMD EPYC (2-core virtual machine, other work running; the `timings` test
+//! in `tests/stats.rs`), one update of a fresh learner with 100 classes:
+//!
+//! | `dim` | `n_batch` | SLDA | ridge | NCM | scores of 1000 samples |
+//! |---|---|---|---|---|---|
+//! | 256 | 6000 | 26 ms | 26 ms | 13 ms | 2.5 ms |
+//! | 4096 | 1000 | 1.7 s | 1.6 s | 57 ms | 34 ms |
 
 mod accumulate;
 mod linalg;
@@ -127,6 +151,13 @@ fn check_step(
     Ok(n_after)
 }
 
+/// The error for a loaded learner whose parts do not fit together.
+fn inconsistent(what: &str) -> Error {
+    Error::Config(format!(
+        "{what}: the stored state is inconsistent (array sizes or counts do not match)"
+    ))
+}
+
 /// Turns a failed Cholesky factorisation into a configuration error with advice.
 fn not_positive_definite(op: &'static str, pivot: usize, knob: &str, value: f64) -> Error {
     Error::Config(format!(
@@ -137,6 +168,7 @@ fn not_positive_definite(op: &'static str, pivot: usize, knob: &str, value: f64)
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use ndarray::{Array2, array};
 

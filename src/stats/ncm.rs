@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use tracing::debug;
 
 use super::accumulate::Moments;
-use super::{check_features, check_step};
+use super::{check_features, check_step, inconsistent};
 use crate::{Error, Result};
 
 /// Nearest-class-mean classifier over every sample seen (not only stored exemplars).
@@ -19,9 +19,37 @@ use crate::{Error, Result};
 /// means, and it scores 0 for every class. A class whose normalised features sum to
 /// zero likewise gets a zero mean and scores 0.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(try_from = "NcmState")]
 pub struct Ncm {
     moments: Moments,
     means: Array2<f64>,
+}
+
+/// [`Ncm`] as stored, checked by `TryFrom` before it becomes one (same fields, same
+/// order).
+#[derive(Deserialize)]
+struct NcmState {
+    moments: Moments,
+    means: Array2<f64>,
+}
+
+impl TryFrom<NcmState> for Ncm {
+    type Error = Error;
+
+    fn try_from(state: NcmState) -> Result<Self> {
+        let ncm = Ncm {
+            moments: state.moments,
+            means: state.means,
+        };
+        let dim = ncm.dim();
+        if dim == 0
+            || !ncm.moments.is_consistent(dim, false)
+            || ncm.means.dim() != (ncm.n_classes(), dim)
+        {
+            return Err(inconsistent("ncm"));
+        }
+        Ok(ncm)
+    }
 }
 
 impl Ncm {
@@ -74,21 +102,12 @@ impl Ncm {
     /// # Errors
     ///
     /// [`Error::NoClasses`] before the first update, [`Error::Shape`] if `x` does not
-    /// have `dim` columns (or a loaded state is inconsistent), [`Error::NonFinite`] on NaN
-    /// or infinite features.
+    /// have `dim` columns, [`Error::NonFinite`] on NaN or infinite features.
     pub fn scores(&self, x: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
         if self.n_classes() == 0 {
             return Err(Error::NoClasses);
         }
         check_features("ncm scores", x, self.dim())?;
-        if !self.moments.is_consistent(self.dim()) || self.means.dim() != self.moments.sums().dim()
-        {
-            return Err(Error::Shape {
-                op: "ncm state",
-                expected: self.moments.sums().shape().to_vec(),
-                got: self.means.shape().to_vec(),
-            });
-        }
         let scores = normalised(x).dot(&self.means.t());
         Ok(scores.mapv(|s| s as f32))
     }
@@ -132,6 +151,7 @@ fn normalise_rows(a: &mut Array2<f64>) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use ndarray::array;
 

@@ -11,16 +11,17 @@ use serde::{Deserialize, Serialize};
 use tracing::debug;
 
 use super::accumulate::Moments;
-use super::linalg::solve_spd;
-use super::{check_features, check_step, not_positive_definite};
+use super::linalg::{solve_spd, with_faer};
+use super::{check_features, check_step, inconsistent, not_positive_definite};
 use crate::{Error, Result};
 
 /// Hyper-parameters of [`Ridge`].
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RidgeConfig {
     /// Ridge penalty `λ ≥ 0` on the weights (not on the bias). Its scale is that of
-    /// `|h|²` summed over samples: with more data the same `λ` regularises less.
-    /// Default `1.0`.
+    /// `|h|²` summed over samples: with more data the same `λ` regularises less. With
+    /// a projection it usually needs to be far larger (1000 for 1024 projected features
+    /// of 1000 samples in the tests). Default `1.0`.
     pub lambda: f64,
     /// `Some(n_proj)` regresses on `h = ReLU(P x)` with a fixed random
     /// `P: (n_proj, dim)`, `P_ij ~ N(0, 1/dim)`, instead of on `x` itself (e.g.
@@ -61,6 +62,7 @@ impl Default for RidgeConfig {
 /// `8 · (n_proj + 1)²` (32 MiB). Projected features are computed in `f32`, a fixed
 /// function of `x` that the order of the steps does not change.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(try_from = "RidgeState")]
 pub struct Ridge {
     config: RidgeConfig,
     dim: usize,
@@ -68,6 +70,64 @@ pub struct Ridge {
     moments: Moments,
     weights: Array2<f64>,
     bias: Array1<f64>,
+}
+
+/// [`Ridge`] as stored, checked by `TryFrom` before it becomes one (same fields, same
+/// order).
+#[derive(Deserialize)]
+struct RidgeState {
+    config: RidgeConfig,
+    dim: usize,
+    projection: Option<Array2<f32>>,
+    moments: Moments,
+    weights: Array2<f64>,
+    bias: Array1<f64>,
+}
+
+impl TryFrom<RidgeState> for Ridge {
+    type Error = Error;
+
+    fn try_from(state: RidgeState) -> Result<Self> {
+        let ridge = Ridge {
+            config: state.config,
+            dim: state.dim,
+            projection: state.projection,
+            moments: state.moments,
+            weights: state.weights,
+            bias: state.bias,
+        };
+        check_config(ridge.config)?;
+        let (n_features, n_classes) = (ridge.n_features(), ridge.n_classes());
+        let projection_ok = match (&ridge.projection, ridge.config.projection) {
+            (None, None) => n_features == ridge.dim,
+            (Some(p), Some(n_proj)) => n_proj == n_features && p.dim() == (n_features, ridge.dim),
+            _ => false,
+        };
+        if ridge.dim == 0
+            || !projection_ok
+            || !ridge.moments.is_consistent(n_features, true)
+            || ridge.weights.dim() != (n_features, n_classes)
+            || ridge.bias.len() != n_classes
+        {
+            return Err(inconsistent("ridge"));
+        }
+        Ok(ridge)
+    }
+}
+
+fn check_config(config: RidgeConfig) -> Result<()> {
+    if !(config.lambda >= 0.0 && config.lambda.is_finite()) {
+        return Err(Error::Config(format!(
+            "ridge: lambda must be finite and non-negative, got {}",
+            config.lambda
+        )));
+    }
+    if config.projection == Some(0) {
+        return Err(Error::Config(
+            "ridge: the projection size must be positive".into(),
+        ));
+    }
+    Ok(())
 }
 
 impl Ridge {
@@ -83,17 +143,7 @@ impl Ridge {
                 "ridge: the feature dimension must be positive".into(),
             ));
         }
-        if !(config.lambda >= 0.0 && config.lambda.is_finite()) {
-            return Err(Error::Config(format!(
-                "ridge: lambda must be finite and non-negative, got {}",
-                config.lambda
-            )));
-        }
-        if config.projection == Some(0) {
-            return Err(Error::Config(
-                "ridge: the projection size must be positive".into(),
-            ));
-        }
+        check_config(config)?;
 
         let projection = config.projection.map(|n_proj| {
             let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
@@ -148,14 +198,12 @@ impl Ridge {
     /// # Errors
     ///
     /// [`Error::NoClasses`] before the first update, [`Error::Shape`] if `x` does not
-    /// have `dim` columns (or a loaded state is inconsistent), [`Error::NonFinite`] on NaN
-    /// or infinite features.
+    /// have `dim` columns, [`Error::NonFinite`] on NaN or infinite features.
     pub fn scores(&self, x: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
         if self.n_classes() == 0 {
             return Err(Error::NoClasses);
         }
         check_features("ridge scores", x, self.dim)?;
-        self.check_state()?;
         let scores = self.features(x).dot(&self.weights) + &self.bias;
         Ok(scores.mapv(|s| s as f32))
     }
@@ -192,7 +240,7 @@ impl Ridge {
 
     /// `h: (n_batch, n_features)`, the regression features of `x: (n_batch, dim)`
     /// (`x` must have `dim` columns).
-    pub fn features(&self, x: ArrayView2<'_, f32>) -> Array2<f64> {
+    fn features(&self, x: ArrayView2<'_, f32>) -> Array2<f64> {
         match &self.projection {
             None => x.mapv(f64::from),
             Some(p) => x.dot(&p.t()).mapv(|v| f64::from(v.max(0.0))),
@@ -208,26 +256,6 @@ impl Ridge {
     pub fn bias(&self) -> &Array1<f64> {
         &self.bias
     }
-
-    fn check_state(&self) -> Result<()> {
-        let (n_features, n_classes) = (self.n_features(), self.n_classes());
-        let projection_ok = match &self.projection {
-            None => n_features == self.dim,
-            Some(p) => p.dim() == (n_features, self.dim),
-        };
-        if !projection_ok
-            || !self.moments.is_consistent(n_features)
-            || self.weights.dim() != (n_features, n_classes)
-            || self.bias.len() != n_classes
-        {
-            return Err(Error::Shape {
-                op: "ridge state",
-                expected: vec![n_features, n_classes],
-                got: self.weights.shape().to_vec(),
-            });
-        }
-        Ok(())
-    }
 }
 
 /// Solves for `(weights, bias)` from the statistics.
@@ -241,14 +269,19 @@ fn solve(moments: &Moments, lambda: f64) -> Result<(Array2<f64>, Array1<f64>)> {
     let n = moments.total() as f64;
     let total: Array1<f64> = sums.sum_axis(Axis(0));
 
-    // `HᵀH + λ I′` of `H = [h − shift | 1]`: [[scatter + λ I, total], [totalᵀ, N]].
-    let system = Mat::from_fn(p + 1, p + 1, |i, j| match (i < p, j < p) {
-        (true, true) if i == j => scatter[[i, j]] + lambda,
-        (true, true) => scatter[[i, j]],
-        (false, true) => total[j],
-        (true, false) => total[i],
-        (false, false) => n,
+    // `HᵀH + λ I′` of `H = [h − shift | 1]`: `[[scatter + λ I, total], [totalᵀ, N]]`,
+    // lower triangle only (all that the scatter keeps and the solver reads).
+    let mut system = Mat::zeros(p + 1, p + 1);
+    with_faer(scatter.view(), |scatter| {
+        system
+            .submatrix_mut(0, 0, p, p)
+            .copy_from_triangular_lower(scatter)
     });
+    for j in 0..p {
+        system[(j, j)] += lambda;
+        system[(p, j)] = total[j];
+    }
+    system[(p, p)] = n;
     // `HᵀY`: column `c` is `[sums_c; n_c]`.
     let mut rhs = Array2::zeros((p + 1, moments.n_classes()));
     rhs.slice_mut(s![..p, ..]).assign(&sums.t());
@@ -264,6 +297,7 @@ fn solve(moments: &Moments, lambda: f64) -> Result<(Array2<f64>, Array1<f64>)> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use ndarray::array;
 

@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use tracing::debug;
 
 use super::accumulate::Moments;
-use super::linalg::{add_gram, solve_spd, to_faer};
-use super::{check_features, check_step, not_positive_definite};
+use super::linalg::{add_lower_gram, solve_spd, symmetrise_from_lower, to_faer};
+use super::{check_features, check_step, inconsistent, not_positive_definite};
 use crate::{Error, Result};
 
 /// Hyper-parameters of [`Slda`].
@@ -43,11 +43,55 @@ impl Default for SldaConfig {
 /// The classifier is re-solved after every update (`dim³ / 3` flops), so [`Slda::scores`]
 /// is one matrix product.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(try_from = "SldaState")]
 pub struct Slda {
     config: SldaConfig,
     moments: Moments,
     weights: Array2<f64>,
     bias: Array1<f64>,
+}
+
+/// [`Slda`] as stored, checked by `TryFrom` before it becomes one (same fields, same
+/// order).
+#[derive(Deserialize)]
+struct SldaState {
+    config: SldaConfig,
+    moments: Moments,
+    weights: Array2<f64>,
+    bias: Array1<f64>,
+}
+
+impl TryFrom<SldaState> for Slda {
+    type Error = Error;
+
+    fn try_from(state: SldaState) -> Result<Self> {
+        let slda = Slda {
+            config: state.config,
+            moments: state.moments,
+            weights: state.weights,
+            bias: state.bias,
+        };
+        check_config(slda.config)?;
+        let (dim, n_classes) = (slda.dim(), slda.n_classes());
+        if dim == 0
+            || !slda.moments.is_consistent(dim, true)
+            || slda.weights.dim() != (dim, n_classes)
+            || slda.bias.len() != n_classes
+        {
+            return Err(inconsistent("slda"));
+        }
+        Ok(slda)
+    }
+}
+
+fn check_config(config: SldaConfig) -> Result<()> {
+    if !(0.0..=1.0).contains(&config.shrinkage) {
+        return Err(Error::Config(format!(
+            "slda: shrinkage must be in [0, 1], got {}",
+            config.shrinkage
+        )));
+    }
+    Ok(())
 }
 
 impl Slda {
@@ -62,12 +106,7 @@ impl Slda {
                 "slda: the feature dimension must be positive".into(),
             ));
         }
-        if !(0.0..=1.0).contains(&config.shrinkage) {
-            return Err(Error::Config(format!(
-                "slda: shrinkage must be in [0, 1], got {}",
-                config.shrinkage
-            )));
-        }
+        check_config(config)?;
         Ok(Slda {
             config,
             moments: Moments::new(dim, true),
@@ -113,14 +152,12 @@ impl Slda {
     /// # Errors
     ///
     /// [`Error::NoClasses`] before the first update, [`Error::Shape`] if `x` does not
-    /// have `dim` columns (or a loaded state is inconsistent), [`Error::NonFinite`] on NaN
-    /// or infinite features.
+    /// have `dim` columns, [`Error::NonFinite`] on NaN or infinite features.
     pub fn scores(&self, x: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
         if self.n_classes() == 0 {
             return Err(Error::NoClasses);
         }
         check_features("slda scores", x, self.dim())?;
-        self.check_state()?;
         let scores = x.mapv(f64::from).dot(&self.weights) + &self.bias;
         Ok(scores.mapv(|s| s as f32))
     }
@@ -153,7 +190,12 @@ impl Slda {
     /// `covariance: (dim, dim)`, the shared within-class covariance `Σ` before
     /// shrinkage (divided by `N`, not `N − n_classes`).
     pub fn covariance(&self) -> Array2<f64> {
-        let scatter = self.moments.scatter().expect("slda keeps a scatter matrix");
+        let mut scatter = self
+            .moments
+            .scatter()
+            .expect("slda keeps a scatter matrix")
+            .clone();
+        symmetrise_from_lower(&mut scatter);
         let a = self.moments.root_weighted_sums();
         let n = self.moments.total().max(1) as f64;
         (scatter - &a.t().dot(&a)) / n
@@ -168,21 +210,6 @@ impl Slda {
     pub fn bias(&self) -> &Array1<f64> {
         &self.bias
     }
-
-    fn check_state(&self) -> Result<()> {
-        let (dim, n_classes) = (self.dim(), self.n_classes());
-        if !self.moments.is_consistent(dim)
-            || self.weights.dim() != (dim, n_classes)
-            || self.bias.len() != n_classes
-        {
-            return Err(Error::Shape {
-                op: "slda state",
-                expected: vec![dim, n_classes],
-                got: self.weights.shape().to_vec(),
-            });
-        }
-        Ok(())
-    }
 }
 
 /// Solves for `(weights, bias)` from the statistics.
@@ -191,9 +218,10 @@ fn solve(moments: &Moments, shrinkage: f64) -> Result<(Array2<f64>, Array1<f64>)
     let n = moments.total() as f64;
     let dim = moments.dim();
 
-    // `Σ_s = (1 − ε)/N · (scatter − aᵀa) + ε I`, built directly in the solver's storage.
+    // `Σ_s = (1 − ε)/N · (scatter − aᵀa) + ε I`, built directly in the solver's storage;
+    // only its lower triangle is meaningful, and only that is read.
     let mut system = to_faer(scatter.view());
-    add_gram(system.as_mut(), moments.root_weighted_sums().view(), -1.0);
+    add_lower_gram(system.as_mut(), moments.root_weighted_sums().view(), -1.0);
     let keep = (1.0 - shrinkage) / n;
     for j in 0..dim {
         for i in j..dim {
@@ -210,6 +238,7 @@ fn solve(moments: &Moments, shrinkage: f64) -> Result<(Array2<f64>, Array1<f64>)
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use ndarray::array;
 
@@ -285,6 +314,25 @@ mod tests {
         // Σ = 0, Σ_s = ε I: w = μ / ε.
         let w = slda.weights().column(0).to_owned();
         assert!((w - array![1e4, 2e4]).iter().all(|d| d.abs() < 1e-8));
+    }
+
+    #[test]
+    fn an_inconsistent_stored_state_is_refused_on_loading() {
+        let mut slda = Slda::new(2, SldaConfig::default()).unwrap();
+        slda.update(array![[1.0_f32, 2.0]].view(), &[0]).unwrap();
+        let config = bincode::config::standard();
+        let decode = |slda: &Slda| {
+            let bytes = bincode::serde::encode_to_vec(slda, config).unwrap();
+            bincode::serde::decode_from_slice::<Slda, _>(&bytes, config).map(|(s, _)| s)
+        };
+        assert!(decode(&slda).is_ok());
+
+        let mut bad = slda.clone();
+        bad.bias = Array1::zeros(3);
+        assert!(decode(&bad).is_err());
+        let mut bad = slda;
+        bad.config.shrinkage = 2.0;
+        assert!(decode(&bad).is_err());
     }
 
     #[test]
