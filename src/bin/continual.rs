@@ -15,7 +15,7 @@ use serde_json::json;
 
 use continual::data::FeatureCache;
 use continual::extract::{Device, Extractor, ExtractorOptions, ModelSpec};
-use continual::pipeline::{self, Source};
+use continual::pipeline;
 use continual::protocol::{self, FeatureData, ProtocolConfig, ProtocolReport, StepResult};
 use continual::{
     Classifier, Learner, LearnerConfig, LossKind, OptimizerKind, Schedule, bundled,
@@ -577,8 +577,22 @@ impl HeadArgs {
 
         let default_sgd = matches!(c.optimizer, OptimizerKind::Sgd { .. });
         match (self.optimizer, default_sgd) {
-            (Some(OptimizerArg::Adam), true) => c.optimizer = OptimizerKind::adam_default(),
-            (Some(OptimizerArg::Sgd), false) => c.optimizer = OptimizerKind::sgd_default(),
+            (Some(OptimizerArg::Adam), true) => {
+                c.optimizer = OptimizerKind::Adam {
+                    lr: 1e-3,
+                    beta1: 0.9,
+                    beta2: 0.999,
+                    eps: 1e-8,
+                    weight_decay: 1e-5,
+                }
+            }
+            (Some(OptimizerArg::Sgd), false) => {
+                c.optimizer = OptimizerKind::Sgd {
+                    lr: 0.1,
+                    momentum: 0.9,
+                    weight_decay: 1e-5,
+                }
+            }
             _ => {}
         }
         match &mut c.optimizer {
@@ -1062,7 +1076,12 @@ fn image_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     for entry in entries {
         if entry.is_dir() {
             image_files(&entry, out)?;
-        } else if continual::data::is_image_file(&entry) {
+        } else if entry
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| {
+                continual::data::IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str())
+            }) {
             out.push(entry);
         }
     }
