@@ -84,7 +84,9 @@ impl FeatureCache {
 
     /// The samples of one split ([`TRAIN`] or [`TEST`]), in order.
     pub fn subset(&self, split: u8) -> FeatureCache {
-        let rows: Vec<usize> = (0..self.len()).filter(|&i| self.split[i] == split).collect();
+        let rows: Vec<usize> = (0..self.len())
+            .filter(|&i| self.split[i] == split)
+            .collect();
         FeatureCache {
             features: self.features.select(Axis(0), &rows),
             labels: rows.iter().map(|&i| self.labels[i]).collect(),
@@ -305,8 +307,10 @@ impl FeatureCache {
         let write = || -> std::result::Result<(), String> {
             let file = std::fs::File::create(&temp).map_err(|e| e.to_string())?;
             let mut npz = NpzWriter::new(BufWriter::new(file));
-            npz.add_array("features", &self.features).map_err(|e| e.to_string())?;
-            npz.add_array("labels", &labels).map_err(|e| e.to_string())?;
+            npz.add_array("features", &self.features)
+                .map_err(|e| e.to_string())?;
+            npz.add_array("labels", &labels)
+                .map_err(|e| e.to_string())?;
             npz.add_array("split", &split).map_err(|e| e.to_string())?;
             npz.add_array("meta", &Array1::from(meta.clone()))
                 .map_err(|e| e.to_string())?;
@@ -387,7 +391,10 @@ impl FeatureCache {
             )));
         }
         if !self.paths.is_empty() && self.paths.len() != n {
-            return Err(bad(format!("{n} feature rows but {} paths", self.paths.len())));
+            return Err(bad(format!(
+                "{n} feature rows but {} paths",
+                self.paths.len()
+            )));
         }
         if let Some((row, &label)) = self
             .labels
@@ -401,9 +408,13 @@ impl FeatureCache {
             )));
         }
         if let Some((row, &mark)) = self.split.iter().enumerate().find(|&(_, &s)| s > TEST) {
-            return Err(bad(format!("split mark {mark} at row {row} is neither 0 nor 1")));
+            return Err(bad(format!(
+                "split mark {mark} at row {row} is neither 0 nor 1"
+            )));
         }
-        if let Some(((row, col), &value)) = self.features.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        if let Some(((row, col), &value)) =
+            self.features.indexed_iter().find(|(_, v)| !v.is_finite())
+        {
             return Err(Error::NonFinite {
                 what: format!("{}: features", path.display()),
                 row,
@@ -469,7 +480,9 @@ mod tests {
         assert_eq!(loaded.paths, original.paths);
         assert_eq!(loaded.split, original.split);
         assert_eq!(loaded.model_sha256, original.model_sha256);
-        loaded.check_compatible(&original).expect("same model and spec");
+        loaded
+            .check_compatible(&original)
+            .expect("same model and spec");
         // Only the file itself is left: the temporary file was renamed.
         assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 1);
     }
@@ -481,7 +494,11 @@ mod tests {
         let mut bad = cache();
         bad.labels[0] = 2;
         let err = bad.save(&path).expect_err("label without a class");
-        assert!(err.to_string().contains("label 2 at row 0 has no class name"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("label 2 at row 0 has no class name"),
+            "{err}"
+        );
 
         let mut bad = cache();
         bad.features[[1, 2]] = f32::NAN;
@@ -501,7 +518,9 @@ mod tests {
         let base = cache();
         let mut other_model = cache();
         other_model.model_sha256 = "cd".repeat(32);
-        let err = base.check_compatible(&other_model).expect_err("other model");
+        let err = base
+            .check_compatible(&other_model)
+            .expect_err("other model");
         assert!(err.to_string().contains("different models"), "{err}");
 
         let mut other_spec = cache();
@@ -539,6 +558,9 @@ mod tests {
         let path = dir.path().join("junk.npz");
         std::fs::write(&path, b"junk").expect("write");
         let err = FeatureCache::load(&path).expect_err("junk");
-        assert!(matches!(err, Error::Data { .. }) && err.to_string().contains("junk.npz"), "{err}");
+        assert!(
+            matches!(err, Error::Data { .. }) && err.to_string().contains("junk.npz"),
+            "{err}"
+        );
     }
 }
