@@ -52,7 +52,8 @@ pub struct FeatureCache {
     pub split: Vec<u8>,
     /// SHA-256 (hex) of the model that made the features.
     pub model_sha256: String,
-    /// The resolved model spec the features were made with, as JSON.
+    /// The resolved model spec the features were made with, as JSON (compact,
+    /// keys sorted, as [`load`](Self::load) gives it back).
     pub spec_json: String,
 }
 
@@ -129,7 +130,7 @@ impl FeatureCache {
             features: extracted.features,
             class_names: folder.class_names.clone(),
             model_sha256: extractor.model_sha256().to_string(),
-            spec_json: extractor.spec().to_json(),
+            spec_json: spec_json(extractor),
         };
         Ok((cache, extracted.skipped))
     }
@@ -184,7 +185,7 @@ impl FeatureCache {
             paths,
             split,
             model_sha256: extractor.model_sha256().to_string(),
-            spec_json: extractor.spec().to_json(),
+            spec_json: spec_json(extractor),
         })
     }
 
@@ -424,6 +425,15 @@ impl FeatureCache {
         }
         Ok(())
     }
+}
+
+/// The extractor's resolved spec as compact JSON with sorted keys: the form
+/// [`FeatureCache::load`] gives back, so that a saved and reloaded cache compares
+/// equal.
+fn spec_json(extractor: &Extractor) -> String {
+    serde_json::to_value(extractor.spec())
+        .map(|value| value.to_string())
+        .expect("a model spec serialises to JSON")
 }
 
 /// One array of a feature cache, by name; errors name the file and the array.

@@ -495,7 +495,8 @@ impl Extractor {
     }
 }
 
-/// Reads and decodes one image file, recognising the format by content.
+/// Reads and decodes one image file, recognising the format by content. EXIF
+/// orientation is not applied (neither does torchvision's default loader).
 fn decode(path: &Path) -> std::result::Result<DynamicImage, String> {
     let reader = image::ImageReader::open(path)
         .and_then(|r| r.with_guessed_format())
