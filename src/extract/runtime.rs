@@ -97,7 +97,7 @@ pub(crate) fn locate(
                 path.display()
             )));
         }
-        return Ok((path.to_path_buf(), Origin::Explicit));
+        return Ok((absolute(path), Origin::Explicit));
     }
     if let Some(value) = env_var.filter(|v| !v.is_empty()) {
         let path = PathBuf::from(value);
@@ -107,7 +107,7 @@ pub(crate) fn locate(
                 path.display()
             )));
         }
-        return Ok((path, Origin::EnvVar));
+        return Ok((absolute(&path), Origin::EnvVar));
     }
     if let Some(path) = search.iter().find(|p| p.is_file()) {
         return Ok((path.clone(), Origin::Search));
@@ -161,6 +161,12 @@ pub(crate) fn environment(explicit: Option<&Path>, gpu: bool) -> Result<(Environ
 /// The library this process loaded, if any.
 pub fn loaded_library() -> Option<&'static Path> {
     LOADED.get().map(|loaded| loaded.path.as_path())
+}
+
+/// `path` made absolute against the current directory: `ort` would otherwise try
+/// a relative path next to the executable first.
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
