@@ -258,6 +258,56 @@ fn keras_style_nhwc_bgr_caffe_means() {
 }
 
 #[test]
+fn fixed_batch_graph_runs_padded_batches() {
+    // `fixed_batch2.onnx` takes exactly 2 images (the Keras graph otherwise): 3
+    // images run as 2 + (1 padded to 2), and the padding's row is dropped.
+    let spec = ModelSpec::from_json_file(&data("keras_tiny.json")).expect("spec");
+    let mut extractor = Extractor::open(
+        data("fixed_batch2.onnx"),
+        Some(spec),
+        ExtractorOptions::default(),
+    )
+    .expect("opens");
+    assert_eq!(extractor.dim(), 3);
+    let pixel = image::Rgb([200, 100, 50]);
+    let images = vec![image::DynamicImage::ImageRgb8(image::RgbImage::from_pixel(4, 4, pixel)); 3];
+    let features = extractor.extract_images(&images).expect("extracts");
+    assert_eq!(features.nrows(), 3);
+    assert_keras_answer(&features);
+}
+
+#[test]
+fn feature_dimension_unknown_to_the_graph_is_found_by_a_run() {
+    // `dynamic_dim.onnx` declares its output (N, D) and returns the flattened
+    // input, D = 4·4·3 = 48.
+    let spec = ModelSpec {
+        scale: 1.0,
+        ..ModelSpec::from_json_file(&data("keras_tiny.json")).expect("spec")
+    };
+    let spec = ModelSpec {
+        mean: vec![0.0],
+        std: vec![1.0],
+        color: ColorOrder::Rgb,
+        ..spec
+    };
+    let mut extractor = Extractor::open(
+        data("dynamic_dim.onnx"),
+        Some(spec),
+        ExtractorOptions::default(),
+    )
+    .expect("opens");
+    assert_eq!(extractor.dim(), 48);
+    let input = Array4::from_shape_fn((5, 4, 4, 3), |(n, y, x, c)| {
+        (n * 100 + y * 12 + x * 3 + c) as f32
+    });
+    let features = extractor.extract_tensor(input.view()).expect("extracts");
+    assert_eq!(
+        features,
+        input.into_shape_with_order((5, 48)).expect("same length")
+    );
+}
+
+#[test]
 fn corrupt_image_is_named_or_skipped() {
     let mut paths = pngs("images");
     paths.insert(3, data("corrupt.png"));

@@ -608,6 +608,7 @@ fn create_session(
 /// Reports that CUDA cannot be used: an error when the device is required,
 /// otherwise one warning.
 fn fall_back(reason: String, require_device: bool) -> Result<()> {
+    let reason = reason.trim_end();
     if require_device {
         return Err(Error::Runtime(format!(
             "CUDA requested but unavailable: {reason}"

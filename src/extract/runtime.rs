@@ -272,4 +272,19 @@ mod tests {
         );
         assert!(gpu_first[0].starts_with(env!("CARGO_MANIFEST_DIR")));
     }
+
+    #[test]
+    fn cuda_libraries_are_found_beside_the_gpu_runtime() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let runtime = dir.path().join(LIBRARY_FILE);
+        assert_eq!(cuda_library_dirs(&runtime), (None, None));
+
+        let cu13 = dir.path().join("nvidia/cu13/lib");
+        let cudnn = dir.path().join("nvidia/cudnn/lib");
+        std::fs::create_dir_all(&cu13).expect("mkdir");
+        std::fs::create_dir_all(&cudnn).expect("mkdir");
+        std::fs::write(cu13.join("libcudart.so.13"), b"").expect("write");
+        std::fs::write(cudnn.join("libcudnn.so.9"), b"").expect("write");
+        assert_eq!(cuda_library_dirs(&runtime), (Some(cu13), Some(cudnn)));
+    }
 }
