@@ -431,9 +431,11 @@ impl FeatureCache {
 /// [`FeatureCache::load`] gives back, so that a saved and reloaded cache compares
 /// equal.
 fn spec_json(extractor: &Extractor) -> String {
-    serde_json::to_value(extractor.spec())
+    // Through the text, not `serde_json::to_value`: that widens each f32 to an
+    // f64 and writes 0.286 as 0.28600001335144043.
+    serde_json::from_str::<serde_json::Value>(&extractor.spec().to_json())
         .map(|value| value.to_string())
-        .expect("a model spec serialises to JSON")
+        .expect("a model spec's JSON parses")
 }
 
 /// One array of a feature cache, by name; errors name the file and the array.
