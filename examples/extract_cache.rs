@@ -13,7 +13,14 @@ use std::time::Instant;
 use continual::data::{FeatureCache, TRAIN, load_idx_folder, scan_image_folder};
 use continual::extract::{Extractor, ExtractorOptions};
 
-fn main() -> continual::Result<()> {
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    }
+}
+
+fn run() -> continual::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() < 2 {
         eprintln!(
