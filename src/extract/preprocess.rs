@@ -155,7 +155,8 @@ impl Preprocess {
             Resize::ShorterThenCrop(shorter) => {
                 // The longer side is truncated, as torchvision's `Resize(int)` does.
                 let scaled = |long: u32, short: u32| {
-                    (u64::from(shorter) * u64::from(long) / u64::from(short)) as u32
+                    let long = u64::from(shorter) * u64::from(long) / u64::from(short);
+                    u32::try_from(long).unwrap_or(u32::MAX)
                 };
                 let (w, h) = if image_width <= image_height {
                     (shorter, scaled(image_height, image_width))
@@ -167,8 +168,8 @@ impl Preprocess {
                     return resized;
                 }
                 // `shorter ≥ max(height, width)` was checked when the spec was resolved.
-                let left = (f64::from(w - width) / 2.0).round() as u32;
-                let top = (f64::from(h - height) / 2.0).round() as u32;
+                let left = (f64::from(w.saturating_sub(width)) / 2.0).round() as u32;
+                let top = (f64::from(h.saturating_sub(height)) / 2.0).round() as u32;
                 Cow::Owned(
                     imageops::crop_imm(resized.as_ref(), left, top, width, height).to_image(),
                 )
