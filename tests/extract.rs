@@ -57,7 +57,10 @@ fn pngs(folder: &str) -> Vec<PathBuf> {
 
 fn max_abs_diff(a: &Array2<f32>, b: &Array2<f32>) -> f32 {
     assert_eq!(a.dim(), b.dim(), "shapes to compare");
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 fn no_progress() -> impl FnMut(usize, usize) {
@@ -114,7 +117,10 @@ fn png_files_preprocess_to_the_reference_input_and_features() {
         .map(|(a, b)| (a - b).abs())
         .fold(0.0, f32::max);
     assert_eq!(input.dim(), reference_input.dim());
-    assert!(input_diff <= 1e-6, "max |input - reference input| = {input_diff}");
+    assert!(
+        input_diff <= 1e-6,
+        "max |input - reference input| = {input_diff}"
+    );
 
     let files = extractor
         .extract_files(&pngs("images"), &mut no_progress())
@@ -147,7 +153,10 @@ fn one_batch_equals_single_image_runs() {
             .extract_tensor(input.slice(s![i..i + 1, .., .., ..]))
             .expect("batch of 1");
         let diff = max_abs_diff(&single, &batched.slice(s![i..i + 1, ..]).to_owned());
-        assert!(diff <= PARITY_TOLERANCE, "image {i}: max |single - batched| = {diff}");
+        assert!(
+            diff <= PARITY_TOLERANCE,
+            "image {i}: max |single - batched| = {diff}"
+        );
     }
 
     // Batches that do not divide the input: 10 = 4 + 4 + 2.
@@ -161,7 +170,9 @@ fn one_batch_equals_single_image_runs() {
         },
     )
     .expect("opens");
-    let chunked = small_batches.extract_tensor(input.view()).expect("extracts");
+    let chunked = small_batches
+        .extract_tensor(input.view())
+        .expect("extracts");
     let diff = max_abs_diff(&chunked, &batched);
     assert!(diff <= PARITY_TOLERANCE, "batch 4 vs 10: {diff}");
 }
@@ -185,7 +196,9 @@ fn empty_input_gives_empty_features() {
         .extract_tensor(Array4::zeros((0, 1, 28, 28)).view())
         .expect("nothing to do");
     assert_eq!(none.dim(), (0, 256));
-    let files = extractor.extract_files(&[], &mut no_progress()).expect("no files");
+    let files = extractor
+        .extract_files(&[], &mut no_progress())
+        .expect("no files");
     assert_eq!(files.features.dim(), (0, 256));
 }
 
@@ -213,7 +226,10 @@ fn keras_style_nhwc_bgr_caffe_means() {
     assert_eq!(extractor.image_shape(), [4, 4, 3]);
     assert_eq!(extractor.dim(), 3);
     let files = extractor
-        .extract_files(&[data("keras_tiny.png"), data("keras_tiny.png")], &mut no_progress())
+        .extract_files(
+            &[data("keras_tiny.png"), data("keras_tiny.png")],
+            &mut no_progress(),
+        )
         .expect("extracts");
     assert_keras_answer(&files.features);
 
@@ -224,8 +240,12 @@ fn keras_style_nhwc_bgr_caffe_means() {
         layout: None,
         ..ModelSpec::preset("keras-vgg16").expect("preset exists")
     };
-    let mut extractor =
-        Extractor::open(data("keras_tiny.onnx"), Some(spec), ExtractorOptions::default()).expect("opens");
+    let mut extractor = Extractor::open(
+        data("keras_tiny.onnx"),
+        Some(spec),
+        ExtractorOptions::default(),
+    )
+    .expect("opens");
     assert_eq!(extractor.spec().layout, Some(Layout::Nhwc));
     assert_eq!(extractor.spec().color, ColorOrder::Bgr);
     // A larger image of the same colour is resized to 4×4 first.
@@ -235,6 +255,56 @@ fn keras_style_nhwc_bgr_caffe_means() {
         image::Rgb([200, 100, 50]),
     ));
     assert_keras_answer(&extractor.extract_images(&[big]).expect("extracts"));
+}
+
+#[test]
+fn fixed_batch_graph_runs_padded_batches() {
+    // `fixed_batch2.onnx` takes exactly 2 images (the Keras graph otherwise): 3
+    // images run as 2 + (1 padded to 2), and the padding's row is dropped.
+    let spec = ModelSpec::from_json_file(&data("keras_tiny.json")).expect("spec");
+    let mut extractor = Extractor::open(
+        data("fixed_batch2.onnx"),
+        Some(spec),
+        ExtractorOptions::default(),
+    )
+    .expect("opens");
+    assert_eq!(extractor.dim(), 3);
+    let pixel = image::Rgb([200, 100, 50]);
+    let images = vec![image::DynamicImage::ImageRgb8(image::RgbImage::from_pixel(4, 4, pixel)); 3];
+    let features = extractor.extract_images(&images).expect("extracts");
+    assert_eq!(features.nrows(), 3);
+    assert_keras_answer(&features);
+}
+
+#[test]
+fn feature_dimension_unknown_to_the_graph_is_found_by_a_run() {
+    // `dynamic_dim.onnx` declares its output (N, D) and returns the flattened
+    // input, D = 4·4·3 = 48.
+    let spec = ModelSpec {
+        scale: 1.0,
+        ..ModelSpec::from_json_file(&data("keras_tiny.json")).expect("spec")
+    };
+    let spec = ModelSpec {
+        mean: vec![0.0],
+        std: vec![1.0],
+        color: ColorOrder::Rgb,
+        ..spec
+    };
+    let mut extractor = Extractor::open(
+        data("dynamic_dim.onnx"),
+        Some(spec),
+        ExtractorOptions::default(),
+    )
+    .expect("opens");
+    assert_eq!(extractor.dim(), 48);
+    let input = Array4::from_shape_fn((5, 4, 4, 3), |(n, y, x, c)| {
+        (n * 100 + y * 12 + x * 3 + c) as f32
+    });
+    let features = extractor.extract_tensor(input.view()).expect("extracts");
+    assert_eq!(
+        features,
+        input.into_shape_with_order((5, 48)).expect("same length")
+    );
 }
 
 #[test]
@@ -276,12 +346,19 @@ fn corrupt_image_is_named_or_skipped() {
 #[test]
 fn output_that_is_not_a_vector_per_image_is_refused() {
     let spec = ModelSpec::from_json_file(&root().join("models/fashion-vgg.json")).expect("spec");
-    let err = Extractor::open(data("bad_scalar_output.onnx"), Some(spec), ExtractorOptions::default())
-        .expect_err("scalar output");
+    let err = Extractor::open(
+        data("bad_scalar_output.onnx"),
+        Some(spec),
+        ExtractorOptions::default(),
+    )
+    .expect_err("scalar output");
     assert!(matches!(err, Error::Model { .. }), "{err}");
     let message = err.to_string();
     assert!(message.contains("bad_scalar_output.onnx"), "{message}");
-    assert!(message.contains("not one feature vector per image"), "{message}");
+    assert!(
+        message.contains("not one feature vector per image"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -295,7 +372,10 @@ fn input_of_the_wrong_rank_is_refused() {
     let message = err.to_string();
     assert!(matches!(err, Error::Model { .. }), "{message}");
     assert!(message.contains("bad_rank2_input.onnx"), "{message}");
-    assert!(message.contains("rank 2") && message.contains("rank-4"), "{message}");
+    assert!(
+        message.contains("rank 2") && message.contains("rank-4"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -311,7 +391,10 @@ fn wrong_channel_count_is_refused() {
         .expect_err("channel mismatch");
     let message = err.to_string();
     assert!(matches!(err, Error::Model { .. }), "{message}");
-    assert!(message.contains("channels 1") && message.contains("spec says 3"), "{message}");
+    assert!(
+        message.contains("channels 1") && message.contains("spec says 3"),
+        "{message}"
+    );
 
     // A tensor with three channels for a one-channel model.
     let err = bundled()
@@ -345,8 +428,12 @@ fn gray_arrays_of_another_size_are_resized() {
 
 #[test]
 fn missing_model_file_is_named() {
-    let err = Extractor::open(data("no-such-model.onnx"), None, ExtractorOptions::default())
-        .expect_err("missing file");
+    let err = Extractor::open(
+        data("no-such-model.onnx"),
+        None,
+        ExtractorOptions::default(),
+    )
+    .expect_err("missing file");
     assert!(matches!(err, Error::Io { .. }), "{err}");
     assert!(err.to_string().contains("no-such-model.onnx"), "{err}");
 }
@@ -354,8 +441,12 @@ fn missing_model_file_is_named() {
 #[test]
 fn file_that_is_not_a_model_is_named() {
     let spec = ModelSpec::from_json("{}").expect("empty spec");
-    let err = Extractor::open(data("not_a_model.onnx"), Some(spec), ExtractorOptions::default())
-        .expect_err("not a model");
+    let err = Extractor::open(
+        data("not_a_model.onnx"),
+        Some(spec),
+        ExtractorOptions::default(),
+    )
+    .expect_err("not a model");
     assert!(matches!(err, Error::Model { .. }), "{err}");
     assert!(err.to_string().contains("not_a_model.onnx"), "{err}");
 }
@@ -367,7 +458,10 @@ fn model_without_a_spec_names_the_missing_spec_file() {
     std::fs::copy(bundled_model(), &model).expect("copy the model");
     let err = Extractor::open(&model, None, ExtractorOptions::default()).expect_err("no spec");
     let message = err.to_string();
-    assert!(message.contains("copy.onnx") && message.contains("copy.json"), "{message}");
+    assert!(
+        message.contains("copy.onnx") && message.contains("copy.json"),
+        "{message}"
+    );
     assert!(message.contains("torchvision-vgg16"), "{message}");
 }
 
@@ -379,7 +473,11 @@ fn missing_runtime_library_is_named() {
     };
     let err = Extractor::open(bundled_model(), None, options).expect_err("no runtime there");
     assert!(matches!(err, Error::Runtime(_)), "{err}");
-    assert!(err.to_string().contains("/nonexistent/libonnxruntime.so.1.31.1"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("/nonexistent/libonnxruntime.so.1.31.1"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -400,7 +498,10 @@ fn cuda_falls_back_to_cpu_or_fails_when_required() {
     let input: Array4<f32> = read_npy(reference("fashion_vgg_input.npy")).expect("reference input");
     let expected: Array2<f32> =
         read_npy(reference("fashion_vgg_features.npy")).expect("reference features");
-    let diff = max_abs_diff(&fallback.extract_tensor(input.view()).expect("runs"), &expected);
+    let diff = max_abs_diff(
+        &fallback.extract_tensor(input.view()).expect("runs"),
+        &expected,
+    );
     assert!(diff <= PARITY_TOLERANCE, "{diff}");
 
     let err = Extractor::open(
@@ -414,7 +515,10 @@ fn cuda_falls_back_to_cpu_or_fails_when_required() {
     )
     .expect_err("CUDA required");
     assert!(matches!(err, Error::Runtime(_)), "{err}");
-    assert!(err.to_string().contains("CUDA requested but unavailable"), "{err}");
+    assert!(
+        err.to_string().contains("CUDA requested but unavailable"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -447,7 +551,8 @@ fn torchvision_preset_shape_handling_on_a_small_graph() {
     let mut extractor =
         Extractor::open(bundled_model(), Some(spec), ExtractorOptions::default()).expect("opens");
     assert_eq!(extractor.spec().channels, Some(1));
-    let wide = image::DynamicImage::ImageLuma8(image::GrayImage::from_pixel(64, 32, image::Luma([90])));
+    let wide =
+        image::DynamicImage::ImageLuma8(image::GrayImage::from_pixel(64, 32, image::Luma([90])));
     let small = ndarray::Array3::<u8>::from_elem((1, 28, 28), 90);
     let from_wide = extractor.extract_images(&[wide]).expect("extracts");
     let from_small = extractor.extract_gray(small.view()).expect("extracts");
@@ -463,7 +568,8 @@ fn full_vgg16_gives_4096_features() {
         .map(PathBuf::from)
         .expect("CONTINUAL_VGG16 names the model");
     let spec = ModelSpec::preset("torchvision-vgg16").expect("preset exists");
-    let mut extractor = Extractor::open(&model, Some(spec), ExtractorOptions::default()).expect("opens");
+    let mut extractor =
+        Extractor::open(&model, Some(spec), ExtractorOptions::default()).expect("opens");
     assert_eq!(extractor.dim(), 4096);
     let files = extractor
         .extract_files(&pngs("images_rgb")[..3], &mut no_progress())

@@ -52,7 +52,8 @@ pub struct FeatureCache {
     pub split: Vec<u8>,
     /// SHA-256 (hex) of the model that made the features.
     pub model_sha256: String,
-    /// The resolved model spec the features were made with, as JSON.
+    /// The resolved model spec the features were made with, as JSON (compact,
+    /// keys sorted, as [`load`](Self::load) gives it back).
     pub spec_json: String,
 }
 
@@ -84,7 +85,9 @@ impl FeatureCache {
 
     /// The samples of one split ([`TRAIN`] or [`TEST`]), in order.
     pub fn subset(&self, split: u8) -> FeatureCache {
-        let rows: Vec<usize> = (0..self.len()).filter(|&i| self.split[i] == split).collect();
+        let rows: Vec<usize> = (0..self.len())
+            .filter(|&i| self.split[i] == split)
+            .collect();
         FeatureCache {
             features: self.features.select(Axis(0), &rows),
             labels: rows.iter().map(|&i| self.labels[i]).collect(),
@@ -127,7 +130,7 @@ impl FeatureCache {
             features: extracted.features,
             class_names: folder.class_names.clone(),
             model_sha256: extractor.model_sha256().to_string(),
-            spec_json: extractor.spec().to_json(),
+            spec_json: spec_json(extractor),
         };
         Ok((cache, extracted.skipped))
     }
@@ -182,7 +185,7 @@ impl FeatureCache {
             paths,
             split,
             model_sha256: extractor.model_sha256().to_string(),
-            spec_json: extractor.spec().to_json(),
+            spec_json: spec_json(extractor),
         })
     }
 
@@ -305,8 +308,10 @@ impl FeatureCache {
         let write = || -> std::result::Result<(), String> {
             let file = std::fs::File::create(&temp).map_err(|e| e.to_string())?;
             let mut npz = NpzWriter::new(BufWriter::new(file));
-            npz.add_array("features", &self.features).map_err(|e| e.to_string())?;
-            npz.add_array("labels", &labels).map_err(|e| e.to_string())?;
+            npz.add_array("features", &self.features)
+                .map_err(|e| e.to_string())?;
+            npz.add_array("labels", &labels)
+                .map_err(|e| e.to_string())?;
             npz.add_array("split", &split).map_err(|e| e.to_string())?;
             npz.add_array("meta", &Array1::from(meta.clone()))
                 .map_err(|e| e.to_string())?;
@@ -387,7 +392,10 @@ impl FeatureCache {
             )));
         }
         if !self.paths.is_empty() && self.paths.len() != n {
-            return Err(bad(format!("{n} feature rows but {} paths", self.paths.len())));
+            return Err(bad(format!(
+                "{n} feature rows but {} paths",
+                self.paths.len()
+            )));
         }
         if let Some((row, &label)) = self
             .labels
@@ -401,9 +409,13 @@ impl FeatureCache {
             )));
         }
         if let Some((row, &mark)) = self.split.iter().enumerate().find(|&(_, &s)| s > TEST) {
-            return Err(bad(format!("split mark {mark} at row {row} is neither 0 nor 1")));
+            return Err(bad(format!(
+                "split mark {mark} at row {row} is neither 0 nor 1"
+            )));
         }
-        if let Some(((row, col), &value)) = self.features.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        if let Some(((row, col), &value)) =
+            self.features.indexed_iter().find(|(_, v)| !v.is_finite())
+        {
             return Err(Error::NonFinite {
                 what: format!("{}: features", path.display()),
                 row,
@@ -413,6 +425,17 @@ impl FeatureCache {
         }
         Ok(())
     }
+}
+
+/// The extractor's resolved spec as compact JSON with sorted keys: the form
+/// [`FeatureCache::load`] gives back, so that a saved and reloaded cache compares
+/// equal.
+fn spec_json(extractor: &Extractor) -> String {
+    // Through the text, not `serde_json::to_value`: that widens each f32 to an
+    // f64 and writes 0.286 as 0.28600001335144043.
+    serde_json::from_str::<serde_json::Value>(&extractor.spec().to_json())
+        .map(|value| value.to_string())
+        .expect("a model spec's JSON parses")
 }
 
 /// One array of a feature cache, by name; errors name the file and the array.
@@ -469,7 +492,9 @@ mod tests {
         assert_eq!(loaded.paths, original.paths);
         assert_eq!(loaded.split, original.split);
         assert_eq!(loaded.model_sha256, original.model_sha256);
-        loaded.check_compatible(&original).expect("same model and spec");
+        loaded
+            .check_compatible(&original)
+            .expect("same model and spec");
         // Only the file itself is left: the temporary file was renamed.
         assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 1);
     }
@@ -481,7 +506,11 @@ mod tests {
         let mut bad = cache();
         bad.labels[0] = 2;
         let err = bad.save(&path).expect_err("label without a class");
-        assert!(err.to_string().contains("label 2 at row 0 has no class name"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("label 2 at row 0 has no class name"),
+            "{err}"
+        );
 
         let mut bad = cache();
         bad.features[[1, 2]] = f32::NAN;
@@ -501,7 +530,9 @@ mod tests {
         let base = cache();
         let mut other_model = cache();
         other_model.model_sha256 = "cd".repeat(32);
-        let err = base.check_compatible(&other_model).expect_err("other model");
+        let err = base
+            .check_compatible(&other_model)
+            .expect_err("other model");
         assert!(err.to_string().contains("different models"), "{err}");
 
         let mut other_spec = cache();
@@ -539,6 +570,9 @@ mod tests {
         let path = dir.path().join("junk.npz");
         std::fs::write(&path, b"junk").expect("write");
         let err = FeatureCache::load(&path).expect_err("junk");
-        assert!(matches!(err, Error::Data { .. }) && err.to_string().contains("junk.npz"), "{err}");
+        assert!(
+            matches!(err, Error::Data { .. }) && err.to_string().contains("junk.npz"),
+            "{err}"
+        );
     }
 }

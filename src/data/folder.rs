@@ -105,6 +105,8 @@ mod tests {
     #[test]
     fn extensions_match_in_any_case() {
         assert!(is_image_name("a.PNG") && is_image_name("b.jpeg") && is_image_name("c.Tif"));
-        assert!(!is_image_name("notes.txt") && !is_image_name("png") && !is_image_name("x.png.bak"));
+        assert!(
+            !is_image_name("notes.txt") && !is_image_name("png") && !is_image_name("x.png.bak")
+        );
     }
 }

@@ -60,7 +60,9 @@ fn read_idx(path: &Path, rank: usize) -> Result<(Vec<usize>, Vec<u8>)> {
     };
 
     if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 {
-        return Err(bad("not an IDX file (it must start with two zero bytes)".into()));
+        return Err(bad(
+            "not an IDX file (it must start with two zero bytes)".into()
+        ));
     }
     if bytes[2] != UBYTE {
         return Err(bad(format!(
@@ -70,7 +72,11 @@ fn read_idx(path: &Path, rank: usize) -> Result<(Vec<usize>, Vec<u8>)> {
     }
     let got_rank = usize::from(bytes[3]);
     if got_rank != rank {
-        let what = if rank == 3 { "images (n, rows, cols)" } else { "labels (n)" };
+        let what = if rank == 3 {
+            "images (n, rows, cols)"
+        } else {
+            "labels (n)"
+        };
         return Err(bad(format!(
             "IDX file has {got_rank} dimensions; {what} need {rank}"
         )));
@@ -174,7 +180,8 @@ pub fn load_idx_folder(dir: &Path) -> Result<IdxDataset> {
     let max_label = train_labels.iter().chain(&test_labels).copied().max();
     let classes_path = dir.join("classes.txt");
     let class_names: Vec<String> = if classes_path.is_file() {
-        let text = std::fs::read_to_string(&classes_path).map_err(|e| Error::io(&classes_path, e))?;
+        let text =
+            std::fs::read_to_string(&classes_path).map_err(|e| Error::io(&classes_path, e))?;
         text.lines()
             .map(str::trim)
             .filter(|line| !line.is_empty())
@@ -274,7 +281,9 @@ mod tests {
     #[test]
     fn folder_with_default_class_names() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let write = |name: &str, bytes: Vec<u8>| std::fs::write(dir.path().join(name), bytes).expect("write");
+        let write = |name: &str, bytes: Vec<u8>| {
+            std::fs::write(dir.path().join(name), bytes).expect("write")
+        };
         write("train-images-idx3-ubyte", idx(&[3, 1, 2], &[0; 6]));
         write("train-labels-idx1-ubyte.gz", gz(&idx(&[3], &[0, 4, 2])));
         write("t10k-images-idx3-ubyte.gz", gz(&idx(&[1, 1, 2], &[9, 9])));
@@ -287,7 +296,10 @@ mod tests {
 
         write("classes.txt", b"a\nb\n".to_vec());
         let err = load_idx_folder(dir.path()).expect_err("label 4 has no name");
-        assert!(err.to_string().contains("label 4 has no class name"), "{err}");
+        assert!(
+            err.to_string().contains("label 4 has no class name"),
+            "{err}"
+        );
 
         write("t10k-labels-idx1-ubyte", idx(&[2], &[1, 1]));
         std::fs::remove_file(dir.path().join("classes.txt")).expect("remove");

@@ -166,11 +166,17 @@ impl Extractor {
         let (session, provider) = create_session(&environment, &library, model, &options)?;
 
         let inputs = session.inputs().iter().map(tensor_info).collect::<Vec<_>>();
-        let outputs = session.outputs().iter().map(tensor_info).collect::<Vec<_>>();
-        let (spec, geometry) = spec.resolve(&inputs, &outputs).map_err(|reason| Error::Model {
-            path: model.to_path_buf(),
-            reason,
-        })?;
+        let outputs = session
+            .outputs()
+            .iter()
+            .map(tensor_info)
+            .collect::<Vec<_>>();
+        let (spec, geometry) = spec
+            .resolve(&inputs, &outputs)
+            .map_err(|reason| Error::Model {
+                path: model.to_path_buf(),
+                reason,
+            })?;
 
         let mut extractor = Extractor {
             session,
@@ -284,11 +290,13 @@ impl Extractor {
     ///
     /// [`Error::Image`] for an image without pixels.
     pub fn preprocess(&self, images: &[DynamicImage]) -> Result<Array4<f32>> {
-        self.preprocess_batch(images.len(), |i, out| self.preprocess.image_into(&images[i], out))
-            .map_err(|(i, reason)| Error::Image {
-                path: PathBuf::from(format!("image #{i}")),
-                reason,
-            })
+        self.preprocess_batch(images.len(), |i, out| {
+            self.preprocess.image_into(&images[i], out)
+        })
+        .map_err(|(i, reason)| Error::Image {
+            path: PathBuf::from(format!("image #{i}")),
+            reason,
+        })
     }
 
     /// Features of raw 8-bit gray images `(n, h, w)`, e.g. from IDX files.
@@ -311,7 +319,8 @@ impl Extractor {
         }
         let input = self
             .preprocess_batch(n, |i, out| {
-                self.preprocess.gray_into(images.index_axis(Axis(0), i), out)
+                self.preprocess
+                    .gray_into(images.index_axis(Axis(0), i), out)
             })
             .map_err(|(i, reason)| Error::Image {
                 path: PathBuf::from(format!("image #{i}")),
@@ -445,10 +454,12 @@ impl Extractor {
         let outputs = self
             .session
             .run(ort::inputs![self.geometry.input.as_str() => tensor])?;
-        let output = outputs.get(&self.geometry.output).ok_or_else(|| Error::Model {
-            path: self.model_path.clone(),
-            reason: format!("the run returned no output `{}`", self.geometry.output),
-        })?;
+        let output = outputs
+            .get(&self.geometry.output)
+            .ok_or_else(|| Error::Model {
+                path: self.model_path.clone(),
+                reason: format!("the run returned no output `{}`", self.geometry.output),
+            })?;
         let (shape, values) = output.try_extract_tensor::<f32>()?;
 
         let dims: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
@@ -462,8 +473,10 @@ impl Extractor {
                 ),
             });
         }
-        Ok(Array2::from_shape_vec((n, per_row), values[..n * per_row].to_vec())
-            .expect("n rows of per_row values"))
+        Ok(
+            Array2::from_shape_vec((n, per_row), values[..n * per_row].to_vec())
+                .expect("n rows of per_row values"),
+        )
     }
 
     /// The feature dimension of a graph that leaves it dynamic: one run on a
@@ -482,7 +495,8 @@ impl Extractor {
     }
 }
 
-/// Reads and decodes one image file, recognising the format by content.
+/// Reads and decodes one image file, recognising the format by content. EXIF
+/// orientation is not applied (neither does torchvision's default loader).
 fn decode(path: &Path) -> std::result::Result<DynamicImage, String> {
     let reader = image::ImageReader::open(path)
         .and_then(|r| r.with_guessed_format())
@@ -556,7 +570,10 @@ fn create_session(
     };
 
     let Device::Cuda { device_id } = options.device else {
-        return Ok((builder()?.commit_from_file(model).map_err(model_error)?, "CPU"));
+        return Ok((
+            builder()?.commit_from_file(model).map_err(model_error)?,
+            "CPU",
+        ));
     };
 
     let cuda_failure = match preload_cuda(library) {
@@ -582,12 +599,16 @@ fn create_session(
         }
     };
     fall_back(cuda_failure, options.require_device)?;
-    Ok((builder()?.commit_from_file(model).map_err(model_error)?, "CPU"))
+    Ok((
+        builder()?.commit_from_file(model).map_err(model_error)?,
+        "CPU",
+    ))
 }
 
 /// Reports that CUDA cannot be used: an error when the device is required,
 /// otherwise one warning.
 fn fall_back(reason: String, require_device: bool) -> Result<()> {
+    let reason = reason.trim_end();
     if require_device {
         return Err(Error::Runtime(format!(
             "CUDA requested but unavailable: {reason}"
@@ -608,8 +629,12 @@ fn preload_cuda(library: &Path) -> std::result::Result<(), String> {
             if cuda.is_none() && cudnn.is_none() {
                 return Ok(());
             }
-            ep::cuda::preload_dylibs(cuda.as_deref(), cudnn.as_deref())
-                .map_err(|e| format!("cannot load the CUDA libraries beside {}: {e}", library.display()))
+            ep::cuda::preload_dylibs(cuda.as_deref(), cudnn.as_deref()).map_err(|e| {
+                format!(
+                    "cannot load the CUDA libraries beside {}: {e}",
+                    library.display()
+                )
+            })
         })
         .clone()
 }

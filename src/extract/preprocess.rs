@@ -85,7 +85,11 @@ impl Preprocess {
     /// A message when the image has no pixels.
     pub fn image_into(&self, image: &DynamicImage, out: &mut [f32]) -> Result<(), String> {
         if image.width() == 0 || image.height() == 0 {
-            return Err(format!("image is empty ({}×{})", image.width(), image.height()));
+            return Err(format!(
+                "image is empty ({}×{})",
+                image.width(),
+                image.height()
+            ));
         }
         if self.channels == 1 {
             let converted;
@@ -150,7 +154,10 @@ impl Preprocess {
             Resize::Exact => resize_to(width, height),
             Resize::ShorterThenCrop(shorter) => {
                 // The longer side is truncated, as torchvision's `Resize(int)` does.
-                let scaled = |long: u32, short: u32| (u64::from(shorter) * u64::from(long) / u64::from(short)) as u32;
+                let scaled = |long: u32, short: u32| {
+                    let long = u64::from(shorter) * u64::from(long) / u64::from(short);
+                    u32::try_from(long).unwrap_or(u32::MAX)
+                };
                 let (w, h) = if image_width <= image_height {
                     (shorter, scaled(image_height, image_width))
                 } else {
@@ -161,9 +168,11 @@ impl Preprocess {
                     return resized;
                 }
                 // `shorter ≥ max(height, width)` was checked when the spec was resolved.
-                let left = (f64::from(w - width) / 2.0).round() as u32;
-                let top = (f64::from(h - height) / 2.0).round() as u32;
-                Cow::Owned(imageops::crop_imm(resized.as_ref(), left, top, width, height).to_image())
+                let left = (f64::from(w.saturating_sub(width)) / 2.0).round() as u32;
+                let top = (f64::from(h.saturating_sub(height)) / 2.0).round() as u32;
+                Cow::Owned(
+                    imageops::crop_imm(resized.as_ref(), left, top, width, height).to_image(),
+                )
             }
         }
     }
@@ -176,7 +185,11 @@ impl Preprocess {
         debug_assert_eq!(pixels.len(), plane * k, "pixels at the model's size");
         debug_assert_eq!(out.len(), plane * k, "one image's slice of the tensor");
         for (c, (&source, table)) in self.source_channel.iter().zip(&self.table).enumerate() {
-            let values = pixels.iter().skip(source).step_by(k).map(|&p| table[p as usize]);
+            let values = pixels
+                .iter()
+                .skip(source)
+                .step_by(k)
+                .map(|&p| table[p as usize]);
             match self.layout {
                 Layout::Nchw => {
                     for (dst, value) in out[c * plane..(c + 1) * plane].iter_mut().zip(values) {
@@ -202,7 +215,13 @@ mod tests {
     fn spec(text: &str) -> ModelSpec {
         let spec = ModelSpec::from_json(text).expect("valid spec");
         let channels = spec.channels.expect("test specs give channels");
-        let per_channel = |v: &[f32]| if v.len() == 1 { vec![v[0]; channels] } else { v.to_vec() };
+        let per_channel = |v: &[f32]| {
+            if v.len() == 1 {
+                vec![v[0]; channels]
+            } else {
+                v.to_vec()
+            }
+        };
         ModelSpec {
             mean: per_channel(&spec.mean),
             std: per_channel(&spec.std),
@@ -215,7 +234,8 @@ mod tests {
         let pre = Preprocess::new(&spec(
             r#"{"layout":"nchw","height":1,"width":3,"channels":1,"mean":[0.2860],"std":[0.3530]}"#,
         ));
-        let image = DynamicImage::ImageLuma8(GrayImage::from_raw(3, 1, vec![0, 128, 255]).expect("3 px"));
+        let image =
+            DynamicImage::ImageLuma8(GrayImage::from_raw(3, 1, vec![0, 128, 255]).expect("3 px"));
         let mut out = [0.0f32; 3];
         pre.image_into(&image, &mut out).expect("non-empty");
         let expected = [0u8, 128, 255].map(|p| (p as f32 / 255.0 - 0.2860) / 0.3530);
@@ -240,7 +260,8 @@ mod tests {
         ));
         let rgb = RgbImage::from_raw(2, 1, vec![200, 100, 50, 10, 20, 30]).expect("2 px");
         let mut out = [0.0f32; 6];
-        pre.image_into(&DynamicImage::ImageRgb8(rgb), &mut out).expect("non-empty");
+        pre.image_into(&DynamicImage::ImageRgb8(rgb), &mut out)
+            .expect("non-empty");
         let expected = [
             50.0 - 103.939,
             100.0 - 116.779,
@@ -261,17 +282,21 @@ mod tests {
         ));
         let rgb = RgbImage::from_raw(2, 1, vec![1, 2, 3, 4, 5, 6]).expect("2 px");
         let mut out = [0.0f32; 6];
-        pre.image_into(&DynamicImage::ImageRgb8(rgb), &mut out).expect("non-empty");
+        pre.image_into(&DynamicImage::ImageRgb8(rgb), &mut out)
+            .expect("non-empty");
         assert_eq!(out, [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
 
         let gray = GrayImage::from_raw(2, 1, vec![7, 9]).expect("2 px");
-        pre.image_into(&DynamicImage::ImageLuma8(gray), &mut out).expect("non-empty");
+        pre.image_into(&DynamicImage::ImageLuma8(gray), &mut out)
+            .expect("non-empty");
         assert_eq!(out, [7.0, 9.0, 7.0, 9.0, 7.0, 9.0]);
     }
 
     #[test]
     fn exact_resize_of_a_constant_image_keeps_the_value() {
-        let pre = Preprocess::new(&spec(r#"{"layout":"nchw","height":4,"width":6,"channels":1,"scale":1.0}"#));
+        let pre = Preprocess::new(&spec(
+            r#"{"layout":"nchw","height":4,"width":6,"channels":1,"scale":1.0}"#,
+        ));
         let image = DynamicImage::ImageLuma8(GrayImage::from_pixel(13, 9, Luma([77])));
         let mut out = vec![0.0f32; pre.per_image()];
         pre.image_into(&image, &mut out).expect("non-empty");
@@ -288,13 +313,16 @@ mod tests {
         ));
         let image = GrayImage::from_fn(8, 4, |x, _| Luma([x as u8]));
         let mut out = [0.0f32; 4];
-        pre.image_into(&DynamicImage::ImageLuma8(image), &mut out).expect("non-empty");
+        pre.image_into(&DynamicImage::ImageLuma8(image), &mut out)
+            .expect("non-empty");
         assert_eq!(out, [3.0, 4.0, 3.0, 4.0]);
     }
 
     #[test]
     fn raw_gray_arrays_take_the_fast_path_or_the_general_one() {
-        let pre = Preprocess::new(&spec(r#"{"layout":"nchw","height":2,"width":2,"channels":1,"scale":1.0}"#));
+        let pre = Preprocess::new(&spec(
+            r#"{"layout":"nchw","height":2,"width":2,"channels":1,"scale":1.0}"#,
+        ));
         let fitting = ndarray::arr2(&[[1u8, 2], [3, 4]]);
         let mut out = [0.0f32; 4];
         pre.gray_into(fitting.view(), &mut out).expect("non-empty");

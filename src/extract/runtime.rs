@@ -93,11 +93,11 @@ pub(crate) fn locate(
     if let Some(path) = explicit {
         if !path.is_file() {
             return Err(Error::Runtime(format!(
-                "the ONNX Runtime library {} does not exist",
+                "library {} does not exist",
                 path.display()
             )));
         }
-        return Ok((path.to_path_buf(), Origin::Explicit));
+        return Ok((absolute(path), Origin::Explicit));
     }
     if let Some(value) = env_var.filter(|v| !v.is_empty()) {
         let path = PathBuf::from(value);
@@ -107,14 +107,14 @@ pub(crate) fn locate(
                 path.display()
             )));
         }
-        return Ok((path, Origin::EnvVar));
+        return Ok((absolute(&path), Origin::EnvVar));
     }
     if let Some(path) = search.iter().find(|p| p.is_file()) {
         return Ok((path.clone(), Origin::Search));
     }
     let looked: Vec<String> = search.iter().map(|p| p.display().to_string()).collect();
     Err(Error::Runtime(format!(
-        "ONNX Runtime library not found (looked in: {}); {SETUP_HINT}",
+        "library not found (looked in: {}); {SETUP_HINT}",
         looked.join(", ")
     )))
 }
@@ -131,12 +131,14 @@ pub(crate) fn locate(
 /// process holds one ONNX Runtime).
 pub(crate) fn environment(explicit: Option<&Path>, gpu: bool) -> Result<(Environment, PathBuf)> {
     let (path, origin) = locate(explicit, std::env::var_os(ENV_VAR), &search_paths(gpu))?;
-    let _guard = LOADING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _guard = LOADING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
 
     if let Some(loaded) = LOADED.get() {
         if origin != Origin::Search && !same_file(&loaded.path, &path) {
             return Err(Error::Runtime(format!(
-                "this process already loaded ONNX Runtime from {}; it cannot also load {}",
+                "this process already loaded {}; it cannot also load {}",
                 loaded.path.display(),
                 path.display()
             )));
@@ -145,10 +147,7 @@ pub(crate) fn environment(explicit: Option<&Path>, gpu: bool) -> Result<(Environ
     }
 
     let builder = ort::init_from(&path).map_err(|e| {
-        Error::Runtime(format!(
-            "cannot load {}: {e}; {SETUP_HINT}",
-            path.display()
-        ))
+        Error::Runtime(format!("cannot load {}: {e}; {SETUP_HINT}", path.display()))
     })?;
     let environment = builder.with_name("continual").build()?;
     let loaded = LOADED.get_or_init(|| Loaded {
@@ -162,6 +161,12 @@ pub(crate) fn environment(explicit: Option<&Path>, gpu: bool) -> Result<(Environ
 /// The library this process loaded, if any.
 pub fn loaded_library() -> Option<&'static Path> {
     LOADED.get().map(|loaded| loaded.path.as_path())
+}
+
+/// `path` made absolute against the current directory: `ort` would otherwise try
+/// a relative path next to the executable first.
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
@@ -188,7 +193,12 @@ pub(crate) fn cuda_library_dirs(runtime: &Path) -> (Option<PathBuf>, Option<Path
         .filter(|dir| dir.is_dir())
         .collect();
     lib_dirs.sort();
-    let find = |file: &str| lib_dirs.iter().find(|dir| dir.join(file).is_file()).cloned();
+    let find = |file: &str| {
+        lib_dirs
+            .iter()
+            .find(|dir| dir.join(file).is_file())
+            .cloned()
+    };
     (find("libcudart.so.13"), find("libcudnn.so.9"))
 }
 
@@ -202,7 +212,7 @@ mod tests {
             PathBuf::from("/nonexistent/a/libonnxruntime.so.1.31.1"),
             PathBuf::from("/nonexistent/b/libonnxruntime.so.1.31.1"),
         ];
-        let err = locate(None, None, &search).unwrap_err();
+        let err = locate(None, None, &search).expect_err("nothing exists");
         let message = err.to_string();
         assert!(matches!(err, Error::Runtime(_)), "{message}");
         assert!(message.contains("not found"), "{message}");
@@ -217,11 +227,16 @@ mod tests {
         let existing = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
         let env = Some(OsString::from("/nonexistent/from-env.so"));
 
-        let (path, origin) = locate(Some(&existing), env.clone(), &[]).expect("explicit file exists");
+        let (path, origin) =
+            locate(Some(&existing), env.clone(), &[]).expect("explicit file exists");
         assert_eq!((path, origin), (existing, Origin::Explicit));
 
-        let err = locate(Some(Path::new("/nonexistent/explicit.so")), env, &[]).unwrap_err();
-        assert!(err.to_string().contains("/nonexistent/explicit.so"), "{err}");
+        let err = locate(Some(Path::new("/nonexistent/explicit.so")), env, &[])
+            .expect_err("explicit file missing");
+        assert!(
+            err.to_string().contains("/nonexistent/explicit.so"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -229,8 +244,13 @@ mod tests {
         let existing = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
         let search = vec![existing.clone()];
 
-        let err = locate(None, Some(OsString::from("/nonexistent/env.so")), &search).unwrap_err();
-        assert!(err.to_string().contains("ORT_DYLIB_PATH=/nonexistent/env.so"), "{err}");
+        let err = locate(None, Some(OsString::from("/nonexistent/env.so")), &search)
+            .expect_err("env file missing");
+        assert!(
+            err.to_string()
+                .contains("ORT_DYLIB_PATH=/nonexistent/env.so"),
+            "{err}"
+        );
 
         let (path, origin) = locate(None, Some(OsString::new()), &search).expect("search finds it");
         assert_eq!((path, origin), (existing, Origin::Search));
@@ -239,9 +259,32 @@ mod tests {
     #[test]
     fn search_prefers_gpu_only_when_asked() {
         let cpu_only = search_paths(false);
-        assert!(cpu_only.iter().all(|p| p.to_string_lossy().contains("/cpu/")));
+        assert!(
+            cpu_only
+                .iter()
+                .all(|p| p.to_string_lossy().contains("/cpu/"))
+        );
         let gpu_first = search_paths(true);
-        assert!(gpu_first[0].to_string_lossy().contains("/.onnxruntime/gpu/"));
+        assert!(
+            gpu_first[0]
+                .to_string_lossy()
+                .contains("/.onnxruntime/gpu/")
+        );
         assert!(gpu_first[0].starts_with(env!("CARGO_MANIFEST_DIR")));
+    }
+
+    #[test]
+    fn cuda_libraries_are_found_beside_the_gpu_runtime() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let runtime = dir.path().join(LIBRARY_FILE);
+        assert_eq!(cuda_library_dirs(&runtime), (None, None));
+
+        let cu13 = dir.path().join("nvidia/cu13/lib");
+        let cudnn = dir.path().join("nvidia/cudnn/lib");
+        std::fs::create_dir_all(&cu13).expect("mkdir");
+        std::fs::create_dir_all(&cudnn).expect("mkdir");
+        std::fs::write(cu13.join("libcudart.so.13"), b"").expect("write");
+        std::fs::write(cudnn.join("libcudnn.so.9"), b"").expect("write");
+        assert_eq!(cuda_library_dirs(&runtime), (Some(cu13), Some(cudnn)));
     }
 }

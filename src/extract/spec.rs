@@ -165,9 +165,10 @@ impl ModelSpec {
     /// [`Error::Config`] on malformed JSON, unknown fields, or values out of
     /// range (see [`ModelSpec::validate`]).
     pub fn from_json(text: &str) -> Result<ModelSpec> {
-        let spec: ModelSpec = serde_json::from_str(text)
-            .map_err(|e| Error::Config(format!("model spec: {e}")))?;
-        spec.validate().map_err(|reason| Error::Config(format!("model spec: {reason}")))?;
+        let spec: ModelSpec =
+            serde_json::from_str(text).map_err(|e| Error::Config(format!("model spec: {e}")))?;
+        spec.validate()
+            .map_err(|reason| Error::Config(format!("model spec: {reason}")))?;
         Ok(spec)
     }
 
@@ -362,7 +363,10 @@ impl ModelSpec {
             Layout::Nhwc => (3, 1, 2),
         };
 
-        let pick = |what: &str, axis: usize, spec: Option<usize>| -> std::result::Result<usize, String> {
+        let pick = |what: &str,
+                    axis: usize,
+                    spec: Option<usize>|
+         -> std::result::Result<usize, String> {
             match (fixed(shape[axis]), spec) {
                 (Some(graph), Some(spec)) if graph != spec => Err(format!(
                     "input `{}` has {what} {graph} (shape {shape:?}, {layout:?}), \
@@ -524,7 +528,10 @@ mod tests {
         let spec = ModelSpec::from_json(text).expect("valid spec");
         assert_eq!(spec.layout, Some(Layout::Nchw));
         assert_eq!(spec.mean, vec![0.286]);
-        assert_eq!(ModelSpec::from_json(&spec.to_json()).expect("round trip"), spec);
+        assert_eq!(
+            ModelSpec::from_json(&spec.to_json()).expect("round trip"),
+            spec
+        );
 
         let crop = ModelSpec::from_json(r#"{"resize":{"shorter_then_crop":256},"height":224}"#)
             .expect("valid spec");
@@ -552,7 +559,10 @@ mod tests {
             (r#"{"scale":0}"#, "scale"),
             (r#"{"std":[0.5, 0.0, 1.0]}"#, "std"),
             (r#"{"mean":[1, 2]}"#, "mean"),
-            (r#"{"height":224,"resize":{"shorter_then_crop":200}}"#, "shorter_then_crop"),
+            (
+                r#"{"height":224,"resize":{"shorter_then_crop":200}}"#,
+                "shorter_then_crop",
+            ),
             (r#"{"heigth":224}"#, "heigth"),
         ] {
             let err = ModelSpec::from_json(text).expect_err(text).to_string();
@@ -563,10 +573,16 @@ mod tests {
     #[test]
     fn nchw_gray_fills_everything_from_the_graph() {
         let (spec, geometry) = open_spec()
-            .resolve(&[tensor("image", &[-1, 1, 28, 28])], &[tensor("features", &[-1, 256])])
+            .resolve(
+                &[tensor("image", &[-1, 1, 28, 28])],
+                &[tensor("features", &[-1, 256])],
+            )
             .expect("fits");
         assert_eq!(geometry.layout, Layout::Nchw);
-        assert_eq!((geometry.channels, geometry.height, geometry.width), (1, 28, 28));
+        assert_eq!(
+            (geometry.channels, geometry.height, geometry.width),
+            (1, 28, 28)
+        );
         assert_eq!(geometry.image_shape(), [1, 28, 28]);
         assert_eq!((geometry.fixed_batch, geometry.dim), (None, Some(256)));
         assert_eq!(spec.input.as_deref(), Some("image"));
@@ -581,11 +597,17 @@ mod tests {
             ..open_spec()
         };
         let (resolved, geometry) = spec
-            .resolve(&[tensor("x", &[1, 224, 224, 3])], &[tensor("y", &[1, 512, 7, 7])])
+            .resolve(
+                &[tensor("x", &[1, 224, 224, 3])],
+                &[tensor("y", &[1, 512, 7, 7])],
+            )
             .expect("fits");
         assert_eq!(geometry.layout, Layout::Nhwc);
         assert_eq!(geometry.image_shape(), [224, 224, 3]);
-        assert_eq!((geometry.fixed_batch, geometry.dim), (Some(1), Some(512 * 49)));
+        assert_eq!(
+            (geometry.fixed_batch, geometry.dim),
+            (Some(1), Some(512 * 49))
+        );
         assert_eq!(resolved.mean, vec![0.5; 3]);
     }
 
@@ -594,30 +616,47 @@ mod tests {
         let cases: &[(ModelSpec, &[i64], &[i64], &str)] = &[
             (open_spec(), &[-1, 784], &[-1, 10], "rank-4"),
             (
-                ModelSpec { channels: Some(3), ..open_spec() },
+                ModelSpec {
+                    channels: Some(3),
+                    ..open_spec()
+                },
                 &[-1, 1, 28, 28],
                 &[-1, 10],
                 "channels 1",
             ),
             (open_spec(), &[-1, 4, 28, 28], &[-1, 10], "layout"),
             (
-                ModelSpec { layout: Some(Layout::Nchw), ..open_spec() },
+                ModelSpec {
+                    layout: Some(Layout::Nchw),
+                    ..open_spec()
+                },
                 &[-1, 4, 28, 28],
                 &[-1, 10],
                 "4 channels",
             ),
             (
-                ModelSpec { height: Some(32), ..open_spec() },
+                ModelSpec {
+                    height: Some(32),
+                    ..open_spec()
+                },
                 &[-1, 1, 28, 28],
                 &[-1, 10],
                 "height 28",
             ),
             (open_spec(), &[-1, 3, -1, -1], &[-1, 10], "\"height\""),
             (open_spec(), &[-1, 1, 28, 28], &[], "not one feature vector"),
-            (open_spec(), &[-1, 1, 28, 28], &[-1], "not one feature vector"),
+            (
+                open_spec(),
+                &[-1, 1, 28, 28],
+                &[-1],
+                "not one feature vector",
+            ),
             (open_spec(), &[-1, 1, 28, 28], &[1, 10], "not the batch"),
             (
-                ModelSpec { output: Some("fc7".into()), ..open_spec() },
+                ModelSpec {
+                    output: Some("fc7".into()),
+                    ..open_spec()
+                },
                 &[-1, 1, 28, 28],
                 &[-1, 10],
                 "`fc7`",
