@@ -45,7 +45,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         learner.classes().len()
     );
 
-    for (path, p) in paths.iter().zip(learner.predict(features.view(), Classifier::Nme, 3)?) {
+    for (path, p) in paths
+        .iter()
+        .zip(learner.predict(features.view(), Classifier::Nme, 3)?)
+    {
         println!("{path}: {} ({:.3})", p.class, p.score);
     }
 

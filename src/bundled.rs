@@ -7,12 +7,18 @@ use std::path::PathBuf;
 
 /// The bundled VGG-style Fashion-MNIST extractor (`models/fashion-vgg.onnx`).
 pub fn model() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/models/fashion-vgg.onnx"))
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/models/fashion-vgg.onnx"
+    ))
 }
 
 /// The bundled Fashion-MNIST subset (`data/fashion-mnist-subset`, gzipped IDX files).
 pub fn data() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/data/fashion-mnist-subset"))
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data/fashion-mnist-subset"
+    ))
 }
 
 /// Number of classes the bundled model was trained on (Fashion-MNIST classes 0–4),

@@ -7,20 +7,16 @@
 
 use std::path::{Path, PathBuf};
 
-use ndarray::{Array2, Axis, concatenate};
+use ndarray::Axis;
 use ndarray_rand::rand::SeedableRng;
 use ndarray_rand::rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
+use tracing::warn;
 
-use crate::data::{FeatureCache, load_idx_folder, scan_image_folder};
+use crate::data::{FeatureCache, TEST, TRAIN, load_idx_folder, scan_image_folder};
 use crate::extract::Extractor;
 use crate::protocol::{FeatureData, Split};
 use crate::{Error, Result};
-
-/// Split marker of a training sample in a [`FeatureCache`].
-pub const TRAIN: u8 = 0;
-/// Split marker of a test sample in a [`FeatureCache`].
-pub const TEST: u8 = 1;
 
 /// What kind of data a path holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,9 +66,7 @@ pub fn detect(path: &Path) -> Result<Source> {
             reason: "no such file or folder".into(),
         });
     }
-    let has = |name: &str| {
-        path.join(name).is_file() || path.join(format!("{name}.gz")).is_file()
-    };
+    let has = |name: &str| path.join(name).is_file() || path.join(format!("{name}.gz")).is_file();
     if has("train-images-idx3-ubyte") || has("t10k-images-idx3-ubyte") {
         return Ok(Source::Idx(path.to_path_buf()));
     }
@@ -113,108 +107,27 @@ pub fn features(
     };
     match source {
         Source::Cache(_) => unreachable!("handled above"),
-        Source::Idx(dir) => idx_features(dir, extractor, progress),
+        Source::Idx(dir) => FeatureCache::from_idx(extractor, &load_idx_folder(dir)?, progress),
         Source::Images { train, test } => {
-            image_features(train, test.as_deref(), extractor, progress)
-        }
-    }
-}
-
-/// Images per extraction call, so that progress is reported as the work goes.
-const CHUNK: usize = 1024;
-
-fn idx_features(
-    dir: &Path,
-    extractor: &mut Extractor,
-    progress: &mut dyn FnMut(usize, usize),
-) -> Result<FeatureCache> {
-    let idx = load_idx_folder(dir)?;
-    let total = idx.train_images.len_of(Axis(0)) + idx.test_images.len_of(Axis(0));
-    let mut parts = Vec::new();
-    let mut done = 0;
-    for images in [&idx.train_images, &idx.test_images] {
-        for chunk in images.axis_chunks_iter(Axis(0), CHUNK) {
-            parts.push(extractor.extract_gray(chunk)?);
-            done += chunk.len_of(Axis(0));
-            progress(done, total);
-        }
-    }
-    let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
-    let features = if views.is_empty() {
-        Array2::zeros((0, extractor.dim()))
-    } else {
-        concatenate(Axis(0), &views).map_err(|e| Error::Data {
-            path: dir.to_path_buf(),
-            reason: format!("joining feature batches: {e}"),
-        })?
-    };
-    let n_train = idx.train_labels.len();
-    let labels = idx
-        .train_labels
-        .iter()
-        .chain(&idx.test_labels)
-        .map(|&l| usize::from(l))
-        .collect();
-    let mut split = vec![TRAIN; n_train];
-    split.resize(total, TEST);
-    let paths = (0..total)
-        .map(|i| {
-            if i < n_train {
-                format!("{}#train/{i}", dir.display())
-            } else {
-                format!("{}#test/{}", dir.display(), i - n_train)
+            let folder = scan_image_folder(train)?;
+            let (mut cache, mut skipped) =
+                FeatureCache::from_image_folder(extractor, &folder, TRAIN, progress)?;
+            if let Some(test) = test {
+                let folder = scan_image_folder(test)?;
+                let (test_cache, test_skipped) =
+                    FeatureCache::from_image_folder(extractor, &folder, TEST, progress)?;
+                cache = cache.concat(&test_cache)?;
+                skipped.extend(test_skipped);
             }
-        })
-        .collect();
-    Ok(FeatureCache {
-        features,
-        labels,
-        class_names: idx.class_names,
-        paths,
-        split,
-        model_sha256: extractor.model_sha256().to_string(),
-        spec_json: extractor.spec().to_json(),
-    })
-}
-
-fn image_features(
-    train: &Path,
-    test: Option<&Path>,
-    extractor: &mut Extractor,
-    progress: &mut dyn FnMut(usize, usize),
-) -> Result<FeatureCache> {
-    let train_folder = scan_image_folder(train)?;
-    let class_names = train_folder.class_names.clone();
-    let mut items: Vec<(PathBuf, usize, u8)> = train_folder
-        .items
-        .into_iter()
-        .map(|(p, c)| (p, c, TRAIN))
-        .collect();
-    if let Some(test) = test {
-        let test_folder = scan_image_folder(test)?;
-        for (path, class) in test_folder.items {
-            let name = &test_folder.class_names[class];
-            let Some(index) = class_names.iter().position(|n| n == name) else {
-                return Err(Error::Data {
-                    path: test.join(name),
-                    reason: format!("test class {name:?} has no training folder"),
-                });
-            };
-            items.push((path, index, TEST));
+            for (path, reason) in &skipped {
+                warn!(path = %path.display(), reason, "skipped an image that cannot be used");
+            }
+            if !skipped.is_empty() {
+                warn!(count = skipped.len(), "skipped images");
+            }
+            Ok(cache)
         }
     }
-    let paths: Vec<PathBuf> = items.iter().map(|(p, _, _)| p.clone()).collect();
-    let extracted = extractor.extract_files(&paths, progress)?;
-    let kept = &extracted.kept;
-    Ok(FeatureCache {
-        features: extracted.features,
-        labels: kept.iter().map(|&i| items[i].1).collect(),
-        class_names,
-        paths: kept.iter().map(|&i| items[i].0.display().to_string()).collect(),
-        split: kept.iter().map(|&i| items[i].2).collect(),
-        model_sha256: extractor.model_sha256().to_string(),
-        spec_json: extractor.spec().to_json(),
-    })
 }
 
 /// Splits a cache into train and test samples for a protocol run.
@@ -266,6 +179,7 @@ pub fn train_test(cache: &FeatureCache, test_fraction: f64, seed: u64) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ndarray::Array2;
 
     fn cache(labels: Vec<usize>, split: Vec<u8>) -> FeatureCache {
         let n = labels.len();

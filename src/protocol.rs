@@ -46,7 +46,10 @@ impl Split {
             .filter(|&i| classes.contains(&self.labels[i]))
             .collect();
         let x = self.x.select(Axis(0), &rows);
-        let labels = rows.iter().map(|&i| names[self.labels[i]].clone()).collect();
+        let labels = rows
+            .iter()
+            .map(|&i| names[self.labels[i]].clone())
+            .collect();
         (x, labels)
     }
 }
@@ -184,7 +187,9 @@ pub fn step_sizes(
         }
     }
     if sizes.contains(&0) {
-        return Err(Error::Config(format!("step sizes {sizes:?} contain a zero")));
+        return Err(Error::Config(format!(
+            "step sizes {sizes:?} contain a zero"
+        )));
     }
     let total: usize = sizes.iter().sum();
     if total != n_classes {
@@ -387,7 +392,11 @@ pub fn confusion_matrix(predicted: &[usize], truth: &[usize], n_classes: usize) 
 
 /// Maps class names to their index in `names`.
 pub fn name_index(names: &[String]) -> HashMap<&str, usize> {
-    names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect()
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect()
 }
 
 #[cfg(test)]
@@ -397,7 +406,10 @@ mod tests {
     fn step(seen: &[&str], new: usize, per_class: &[(f64, f64)]) -> StepResult {
         StepResult {
             step: 0,
-            new_classes: seen[seen.len() - new..].iter().map(|s| s.to_string()).collect(),
+            new_classes: seen[seen.len() - new..]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             classes_seen: seen.iter().map(|s| s.to_string()).collect(),
             accuracy: PerClassifier::default(),
             per_class: per_class

@@ -56,8 +56,13 @@ fn demo_learns_all_ten_classes_above_the_measured_accuracy() {
     assert!(head >= DEMO_FINAL_HEAD_MIN, "final head accuracy {head}");
 
     // Nothing incremental beats training on everything at once by much.
-    let joint = report["joint_upper_bound"].as_f64().expect("joint upper bound");
-    assert!(joint > 0.8 && joint + 0.02 >= nme.max(head), "joint {joint}");
+    let joint = report["joint_upper_bound"]
+        .as_f64()
+        .expect("joint upper bound");
+    assert!(
+        joint > 0.8 && joint + 0.02 >= nme.max(head),
+        "joint {joint}"
+    );
     assert_eq!(
         report["protocol"]["extractor"]["provider"].as_str(),
         Some("CPU")
@@ -68,13 +73,29 @@ fn demo_learns_all_ten_classes_above_the_measured_accuracy() {
 fn memory_and_distillation_beat_fine_tuning_by_a_wide_margin() {
     let data = repo("data/fashion-mnist-subset");
     let protocol = [
-        "-q", "run", "--data", &data, "--order", "0,1,2,3,4,5,6,7,8,9", "--base", "5",
-        "--increments", "2,2,1", "--no-joint", "--json",
+        "-q",
+        "run",
+        "--data",
+        &data,
+        "--order",
+        "0,1,2,3,4,5,6,7,8,9",
+        "--base",
+        "5",
+        "--increments",
+        "2,2,1",
+        "--no-joint",
+        "--json",
     ];
     let icarl = json(&protocol);
     // Fine-tuning: an ordinary softmax classifier trained on each step's classes
     // only, no exemplars, no distillation.
-    let finetune = json(&[&protocol[..], &["--memory", "0", "--loss", "softmax", "--lambda", "0"]].concat());
+    let finetune = json(
+        &[
+            &protocol[..],
+            &["--memory", "0", "--loss", "softmax", "--lambda", "0"],
+        ]
+        .concat(),
+    );
 
     let icarl_head = icarl["final_accuracy"]["head"].as_f64().expect("head");
     let finetune_head = finetune["final_accuracy"]["head"].as_f64().expect("head");
@@ -113,18 +134,47 @@ fn learn_predict_eval_info_cycle_on_an_image_folder() {
     let state = tmp.path().join("learner.state");
     let state = state.to_str().expect("utf-8 path");
 
-    let first = image_folder(&tmp.path().join("a"), &[("trouser", "01_1.png"), ("bag", "08_8.png")]);
-    let report = json(&["-q", "learn", "--state", state, "--data", first.to_str().unwrap(), "--json"]);
+    let first = image_folder(
+        &tmp.path().join("a"),
+        &[("trouser", "01_1.png"), ("bag", "08_8.png")],
+    );
+    let report = json(&[
+        "-q",
+        "learn",
+        "--state",
+        state,
+        "--data",
+        first.to_str().unwrap(),
+        "--json",
+    ]);
     assert_eq!(report["new_classes"], serde_json::json!(["bag", "trouser"]));
 
     // A second step adds a class and keeps the earlier ones.
     let second = image_folder(&tmp.path().join("b"), &[("sneaker", "07_7.png")]);
-    let report = json(&["-q", "learn", "--state", state, "--data", second.to_str().unwrap(), "--json"]);
-    assert_eq!(report["classes"], serde_json::json!(["bag", "trouser", "sneaker"]));
+    let report = json(&[
+        "-q",
+        "learn",
+        "--state",
+        state,
+        "--data",
+        second.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(
+        report["classes"],
+        serde_json::json!(["bag", "trouser", "sneaker"])
+    );
 
     let predictions = json(&[
-        "-q", "predict", "--state", state, "--json", "--top-k", "2",
-        &repo("tests/data/images/07_7.png"), &repo("tests/data/images/01_1.png"),
+        "-q",
+        "predict",
+        "--state",
+        state,
+        "--json",
+        "--top-k",
+        "2",
+        &repo("tests/data/images/07_7.png"),
+        &repo("tests/data/images/01_1.png"),
     ]);
     let classes: Vec<&str> = predictions
         .as_array()
@@ -135,7 +185,15 @@ fn learn_predict_eval_info_cycle_on_an_image_folder() {
     assert_eq!(classes, ["sneaker", "trouser"]);
     assert_eq!(predictions[0]["top"].as_array().map(Vec::len), Some(2));
 
-    let eval = json(&["-q", "eval", "--state", state, "--data", first.to_str().unwrap(), "--json"]);
+    let eval = json(&[
+        "-q",
+        "eval",
+        "--state",
+        state,
+        "--data",
+        first.to_str().unwrap(),
+        "--json",
+    ]);
     assert_eq!(eval["samples"], 6);
     assert_eq!(eval["results"]["nme"]["accuracy"], 1.0);
 
@@ -149,7 +207,11 @@ fn learn_predict_eval_info_cycle_on_an_image_folder() {
         .map(|c| c["exemplars"].as_u64().expect("count"))
         .collect();
     assert_eq!(exemplars, [3, 3, 3]);
-    assert!(info["metadata"]["model_sha256"].as_str().is_some_and(|s| s.len() == 64));
+    assert!(
+        info["metadata"]["model_sha256"]
+            .as_str()
+            .is_some_and(|s| s.len() == 64)
+    );
 }
 
 /// Asserts exit status 2 and a single `error:` line on stderr that contains `needle`.
@@ -167,25 +229,51 @@ fn fails_with(args: &[&str], needle: &str) {
 fn errors_exit_with_status_2_and_one_line_naming_the_problem() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let missing = tmp.path().join("missing.state");
-    fails_with(&["info", "--state", missing.to_str().unwrap()], "missing.state");
+    fails_with(
+        &["info", "--state", missing.to_str().unwrap()],
+        "missing.state",
+    );
 
     let truncated = tmp.path().join("truncated.state");
     std::fs::write(&truncated, b"CONTINUL").expect("write");
-    fails_with(&["info", "--state", truncated.to_str().unwrap()], "truncated.state");
+    fails_with(
+        &["info", "--state", truncated.to_str().unwrap()],
+        "truncated.state",
+    );
 
     // A class folder holding a corrupt image: the error names the image.
     let folder = tmp.path().join("bad");
     std::fs::create_dir_all(folder.join("shoe")).expect("mkdir");
-    std::fs::copy(repo("tests/data/corrupt.png"), folder.join("shoe/broken.png")).expect("copy");
+    std::fs::copy(
+        repo("tests/data/corrupt.png"),
+        folder.join("shoe/broken.png"),
+    )
+    .expect("copy");
     let state = tmp.path().join("s.state");
     fails_with(
-        &["-q", "learn", "--state", state.to_str().unwrap(), "--data", folder.to_str().unwrap()],
+        &[
+            "-q",
+            "learn",
+            "--state",
+            state.to_str().unwrap(),
+            "--data",
+            folder.to_str().unwrap(),
+        ],
         "broken.png",
     );
     assert!(!state.exists(), "a failed learn writes no state");
 
     fails_with(
-        &["-q", "run", "--data", &repo("data/fashion-mnist-subset"), "--base", "5", "--increments", "2,2"],
+        &[
+            "-q",
+            "run",
+            "--data",
+            &repo("data/fashion-mnist-subset"),
+            "--base",
+            "5",
+            "--increments",
+            "2,2",
+        ],
         "add up to",
     );
 }

@@ -17,9 +17,7 @@ use continual::data::FeatureCache;
 use continual::extract::{Device, Extractor, ExtractorOptions, ModelSpec};
 use continual::pipeline;
 use continual::protocol::{self, FeatureData, ProtocolConfig, ProtocolReport, StepResult};
-use continual::{
-    Classifier, Learner, LearnerConfig, LossKind, OptimizerKind, Schedule, bundled,
-};
+use continual::{Classifier, Learner, LearnerConfig, LossKind, OptimizerKind, Schedule, bundled};
 
 /// Learn new image classes on the spot without forgetting the old ones.
 ///
@@ -235,7 +233,12 @@ struct RunArgs {
     base: Option<usize>,
 
     /// Classes in each later step, comma-separated (e.g. 2,2,1).
-    #[arg(long, value_delimiter = ',', value_name = "N,N,…", conflicts_with = "step")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "N,N,…",
+        conflicts_with = "step"
+    )]
     increments: Option<Vec<usize>>,
 
     /// Classes in every later step [default: 1].
@@ -418,9 +421,10 @@ impl Ui {
             return ProgressBar::hidden();
         }
         let bar = ProgressBar::with_draw_target(Some(len as u64), ProgressDrawTarget::stderr());
-        let style = ProgressStyle::with_template("{msg:>12} [{bar:32}] {pos}/{len} {per_sec} eta {eta}")
-            .expect("the progress template is valid")
-            .progress_chars("=> ");
+        let style =
+            ProgressStyle::with_template("{msg:>12} [{bar:32}] {pos}/{len} {per_sec} eta {eta}")
+                .expect("the progress template is valid")
+                .progress_chars("=> ");
         bar.set_style(style);
         bar.set_message(what.to_string());
         bar.enable_steady_tick(Duration::from_millis(200));
@@ -439,7 +443,9 @@ fn open_extractor(args: &ModelArgs, model: &Path) -> Result<Extractor> {
         None => None,
         Some(s) if Path::new(s).is_file() => Some(ModelSpec::from_json_file(Path::new(s))?),
         Some(s) => Some(ModelSpec::preset(s).ok_or_else(|| {
-            anyhow!("--spec {s:?} is neither a JSON file nor a preset (torchvision-vgg16, keras-vgg16)")
+            anyhow!(
+                "--spec {s:?} is neither a JSON file nor a preset (torchvision-vgg16, keras-vgg16)"
+            )
         })?),
     };
     let options = ExtractorOptions {
@@ -469,7 +475,10 @@ fn load_features(
 ) -> Result<(FeatureCache, Option<ExtractorInfo>)> {
     let source = pipeline::detect(data)?;
     let mut extractor = if source.needs_extractor() {
-        let path = model.model.clone().unwrap_or_else(|| default_model.to_path_buf());
+        let path = model
+            .model
+            .clone()
+            .unwrap_or_else(|| default_model.to_path_buf());
         Some(open_extractor(model, &path)?)
     } else {
         None
@@ -620,9 +629,10 @@ impl HeadArgs {
             Some(ScheduleArg::Constant) => c.schedule = Schedule::Constant,
             Some(ScheduleArg::Cosine) => c.schedule = Schedule::Cosine { min_lr: 0.0 },
             Some(ScheduleArg::Step) => {
-                let milestones = self.milestones.clone().unwrap_or_else(|| {
-                    vec![c.epochs * 7 / 10, c.epochs * 9 / 10]
-                });
+                let milestones = self
+                    .milestones
+                    .clone()
+                    .unwrap_or_else(|| vec![c.epochs * 7 / 10, c.epochs * 9 / 10]);
                 c.schedule = Schedule::Step {
                     milestones,
                     gamma: self.gamma.unwrap_or(0.2),
@@ -700,7 +710,14 @@ fn demo(args: DemoArgs, ui: Ui) -> Result<()> {
         data: data.display().to_string(),
         extractor,
     };
-    run_protocol(&data_split, &config, &what, args.json, args.report.as_deref(), ui)
+    run_protocol(
+        &data_split,
+        &config,
+        &what,
+        args.json,
+        args.report.as_deref(),
+        ui,
+    )
 }
 
 fn run(args: RunArgs, ui: Ui) -> Result<()> {
@@ -735,7 +752,14 @@ fn run(args: RunArgs, ui: Ui) -> Result<()> {
         data: args.data.display().to_string(),
         extractor,
     };
-    run_protocol(&data, &protocol, &what, args.json, args.report.as_deref(), ui)
+    run_protocol(
+        &data,
+        &protocol,
+        &what,
+        args.json,
+        args.report.as_deref(),
+        ui,
+    )
 }
 
 /// A class given by name, or by index when no class has that name.
@@ -824,7 +848,11 @@ fn print_summary(out: &mut impl Write, r: &ProtocolReport) -> Result<()> {
     let row = |out: &mut dyn Write, name: &str, v: protocol::PerClassifier| {
         writeln!(out, "{name:<30} NME {:.3}   head {:.3}", v.nme, v.head)
     };
-    row(out, "average incremental accuracy", r.average_incremental_accuracy)?;
+    row(
+        out,
+        "average incremental accuracy",
+        r.average_incremental_accuracy,
+    )?;
     row(out, "final accuracy", r.final_accuracy)?;
     row(out, "forgetting", r.forgetting)?;
     if let Some(joint) = r.joint_upper_bound {
@@ -859,7 +887,10 @@ fn plot_accuracy(path: &Path, report: &ProtocolReport) -> Result<()> {
     let root = SVGBackend::new(path, (720, 460)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("Top-1 accuracy on all classes seen so far", ("sans-serif", 20))
+        .caption(
+            "Top-1 accuracy on all classes seen so far",
+            ("sans-serif", 20),
+        )
         .margin(16)
         .x_label_area_size(40)
         .y_label_area_size(50)
@@ -872,8 +903,20 @@ fn plot_accuracy(path: &Path, report: &ProtocolReport) -> Result<()> {
         .draw()
         .map_err(|e| anyhow!("{e}"))?;
     let series = [
-        ("NME", BLUE, report.steps.iter().map(|s| s.accuracy.nme).collect::<Vec<_>>()),
-        ("head", RED, report.steps.iter().map(|s| s.accuracy.head).collect()),
+        (
+            "NME",
+            BLUE,
+            report
+                .steps
+                .iter()
+                .map(|s| s.accuracy.nme)
+                .collect::<Vec<_>>(),
+        ),
+        (
+            "head",
+            RED,
+            report.steps.iter().map(|s| s.accuracy.head).collect(),
+        ),
     ];
     for (name, color, values) in series {
         let points: Vec<(f64, f64)> = seen.iter().copied().zip(values).collect();
@@ -883,7 +926,11 @@ fn plot_accuracy(path: &Path, report: &ProtocolReport) -> Result<()> {
             .label(name)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
         chart
-            .draw_series(points.into_iter().map(|p| Circle::new(p, 4, color.filled())))
+            .draw_series(
+                points
+                    .into_iter()
+                    .map(|p| Circle::new(p, 4, color.filled())),
+            )
             .map_err(|e| anyhow!("{e}"))?;
     }
     if let Some(joint) = report.joint_upper_bound {
@@ -914,7 +961,11 @@ fn extract(args: ExtractArgs, ui: Ui) -> Result<()> {
     }
     let (cache, _) = load_features(&args.data, &args.model, &bundled::model(), ui)?;
     cache.save(&args.out)?;
-    let test = cache.split.iter().filter(|&&s| s == pipeline::TEST).count();
+    let test = cache
+        .split
+        .iter()
+        .filter(|&&s| s == continual::data::TEST)
+        .count();
     println!(
         "wrote {}: {} samples ({} train, {test} test), {} classes, {}-d features",
         args.out.display(),
@@ -974,7 +1025,7 @@ fn learn(args: LearnArgs, ui: Ui) -> Result<()> {
     let default_model = state_model(existing.as_ref());
     let (cache, _) = load_features(&args.data, &args.model, &default_model, ui)?;
     let mut rows: Vec<usize> = (0..cache.labels.len())
-        .filter(|&i| cache.split[i] == pipeline::TRAIN)
+        .filter(|&i| cache.split[i] == continual::data::TRAIN)
         .collect();
     if let Some(classes) = &args.classes {
         let wanted = classes
@@ -1076,12 +1127,9 @@ fn image_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     for entry in entries {
         if entry.is_dir() {
             image_files(&entry, out)?;
-        } else if entry
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| {
-                continual::data::IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str())
-            }) {
+        } else if entry.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+            continual::data::IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str())
+        }) {
             out.push(entry);
         }
     }
@@ -1130,7 +1178,12 @@ fn predict(args: PredictArgs, ui: Ui) -> Result<()> {
         for (path, why) in &extracted.skipped {
             ui.status(&format!("skipped {}: {why}", path.display()));
         }
-        sources.extend(extracted.kept.iter().map(|&i| files[i].display().to_string()));
+        sources.extend(
+            extracted
+                .kept
+                .iter()
+                .map(|&i| files[i].display().to_string()),
+        );
         parts.push(extracted.features);
     }
     let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
@@ -1155,7 +1208,13 @@ fn predict(args: PredictArgs, ui: Ui) -> Result<()> {
     } else {
         for (source, p) in sources.iter().zip(&predictions) {
             let top: Vec<String> = p.top.iter().map(|(c, s)| format!("{c} {s:.3}")).collect();
-            writeln!(out, "{source}\t{}\t{:.3}\t{}", p.class, p.score, top.join(", "))?;
+            writeln!(
+                out,
+                "{source}\t{}\t{:.3}\t{}",
+                p.class,
+                p.score,
+                top.join(", ")
+            )?;
         }
     }
     Ok(())
@@ -1165,13 +1224,13 @@ fn eval(args: EvalArgs, ui: Ui) -> Result<()> {
     let learner = load_state(&args.state)?;
     let (cache, _) = load_features(&args.data, &args.model, &state_model(Some(&learner)), ui)?;
     check_same_model(&learner, &args.state, &cache)?;
-    let has_test = cache.split.contains(&pipeline::TEST);
+    let has_test = cache.split.contains(&continual::data::TEST);
     let known = learner.classes();
     let mut ignored: BTreeMap<String, usize> = BTreeMap::new();
     let mut rows = Vec::new();
     let mut truth = Vec::new();
     for i in 0..cache.labels.len() {
-        if has_test && cache.split[i] != pipeline::TEST {
+        if has_test && cache.split[i] != continual::data::TEST {
             continue;
         }
         let name = &cache.class_names[cache.labels[i]];
@@ -1209,12 +1268,19 @@ fn eval(args: EvalArgs, ui: Ui) -> Result<()> {
             .collect();
         let accuracy = protocol::accuracy(&predicted, &truth);
         if !args.json {
-            writeln!(out, "{name}: accuracy {accuracy:.4} on {} samples", truth.len())?;
+            writeln!(
+                out,
+                "{name}: accuracy {accuracy:.4} on {} samples",
+                truth.len()
+            )?;
             writeln!(out, "  per class:")?;
             for (c, acc) in known.iter().zip(&per_class) {
                 writeln!(out, "    {c:<20} {acc:.3}")?;
             }
-            writeln!(out, "  confusion (rows: true class, columns: predicted, in class order):")?;
+            writeln!(
+                out,
+                "  confusion (rows: true class, columns: predicted, in class order):"
+            )?;
             for (c, row) in known.iter().zip(confusion.rows()) {
                 let cells: Vec<String> = row.iter().map(|n| format!("{n:>5}")).collect();
                 writeln!(out, "    {c:<20}{}", cells.join(""))?;
@@ -1286,7 +1352,10 @@ fn info(args: InfoArgs) -> Result<()> {
         c.memory
     );
     println!("steps      {}", learner.steps());
-    println!("training   {:?}, {:?}, {:?}", c.optimizer, c.schedule, c.loss);
+    println!(
+        "training   {:?}, {:?}, {:?}",
+        c.optimizer, c.schedule, c.loss
+    );
     println!(
         "           {} epochs, batch {}, seed {}",
         c.epochs, c.batch_size, c.seed
