@@ -50,8 +50,9 @@ use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
 use crate::head::{Head, Optimizer, OptimizerKind, Schedule};
-use crate::loss::{LossKind, Targets, loss_and_grad, sigmoid};
+use crate::loss::{LossKind, Targets, loss_and_grad, sigmoid, weight_rows};
 use crate::memory::{self, Exemplar};
+use crate::stats::{Ncm, Ridge, RidgeConfig, Slda, SldaConfig, StatsModel};
 use crate::{Error, Result, persist};
 
 /// Every hyper-parameter of a [`Learner`].
@@ -73,7 +74,83 @@ pub struct LearnerConfig {
     pub memory: usize,
     /// Seed of every random choice (initialisation, growth, shuffling).
     pub seed: u64,
+    /// What learns: the head with rehearsal and distillation, or exact running
+    /// statistics of the features (the head, memory and training options then go
+    /// unused).
+    pub strategy: Strategy,
+    /// Weight each training sample by `N / (C · n_c)` (`n_c` samples of its class
+    /// among `N` in the step's training set of `C` classes), so that every class
+    /// weighs the same in the loss however few exemplars it has left.
+    pub balance: bool,
+    /// After each step, rescale the new classes' output rows (weights and bias)
+    /// so that their mean weight norm matches the old classes' (weight aligning,
+    /// Zhao et al. 2020): counters the head's bias towards the newest classes.
+    pub weight_align: bool,
 }
+
+/// What a [`Learner`] learns with.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub enum Strategy {
+    /// A trained head, an exemplar memory and distillation (iCaRL); classifiers
+    /// [`Classifier::Nme`] and [`Classifier::Head`].
+    Icarl,
+    /// Streaming linear discriminant analysis ([`crate::stats::Slda`]);
+    /// classifier [`Classifier::Slda`].
+    Slda(SldaConfig),
+    /// Ridge regression from an accumulated Gram matrix ([`crate::stats::Ridge`]);
+    /// classifier [`Classifier::Ridge`].
+    Ridge(RidgeConfig),
+    /// Nearest class mean over all samples seen ([`crate::stats::Ncm`]); classifier
+    /// [`Classifier::Ncm`].
+    Ncm,
+}
+
+impl Strategy {
+    /// The strategy's name as the command line spells it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Strategy::Icarl => "icarl",
+            Strategy::Slda(_) => "slda",
+            Strategy::Ridge(_) => "ridge",
+            Strategy::Ncm => "ncm",
+        }
+    }
+
+    /// The classifiers a learner with this strategy offers, the preferred one first.
+    pub fn classifiers(&self) -> &'static [Classifier] {
+        match self {
+            Strategy::Icarl => &[Classifier::Nme, Classifier::Head],
+            Strategy::Slda(_) => &[Classifier::Slda],
+            Strategy::Ridge(_) => &[Classifier::Ridge],
+            Strategy::Ncm => &[Classifier::Ncm],
+        }
+    }
+
+    /// A fresh statistics model, or `None` for [`Strategy::Icarl`].
+    fn stats_model(&self, dim: usize) -> Result<Option<StatsModel>> {
+        Ok(match *self {
+            Strategy::Icarl => None,
+            Strategy::Slda(c) => Some(StatsModel::Slda(Slda::new(dim, c)?)),
+            Strategy::Ridge(c) => Some(StatsModel::Ridge(Ridge::new(dim, c)?)),
+            Strategy::Ncm => Some(StatsModel::Ncm(Ncm::new(dim)?)),
+        })
+    }
+}
+
+/// Default of [`LearnerConfig::balance`]. Measured on the full Fashion-MNIST protocol
+/// of the table by `Default` (defaults otherwise), final accuracy NME / head and
+/// average incremental accuracy NME / head:
+///   neither                  0.823 / 0.713   0.856 / 0.823
+///   balance                  0.835 / 0.704   0.865 / 0.817
+///   weight aligning          0.824 / 0.708   0.857 / 0.820
+///   both                     0.838 / 0.703   0.866 / 0.816
+/// Balancing lifts the preferred classifier (NME) by 1.2 points; weight aligning
+/// adds 0.3 at most (within noise) and costs the head 0.5, so it stays off.
+/// Neither removes the BCE head's recency bias on these features; the
+/// statistics-based strategies do.
+const BALANCE_DEFAULT: bool = true;
+/// Default of [`LearnerConfig::weight_align`]; see [`BALANCE_DEFAULT`].
+const WEIGHT_ALIGN_DEFAULT: bool = false;
 
 impl Default for LearnerConfig {
     /// The published recipe where it transfers (BCE with `λ = 1`, `K = 2000`,
@@ -118,6 +195,9 @@ impl Default for LearnerConfig {
             batch_size: 128,
             memory: 2000,
             seed: 0,
+            strategy: Strategy::Icarl,
+            balance: BALANCE_DEFAULT,
+            weight_align: WEIGHT_ALIGN_DEFAULT,
         }
     }
 }
@@ -151,6 +231,25 @@ pub enum Classifier {
     Nme,
     /// The head itself: the sigmoid output of each class.
     Head,
+    /// Streaming LDA's linear discriminants ([`Strategy::Slda`]).
+    Slda,
+    /// Ridge regression's outputs ([`Strategy::Ridge`]).
+    Ridge,
+    /// Cosine similarity to the mean of all samples of each class ([`Strategy::Ncm`]).
+    Ncm,
+}
+
+impl Classifier {
+    /// The classifier's name as the command line and reports spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Classifier::Nme => "nme",
+            Classifier::Head => "head",
+            Classifier::Slda => "slda",
+            Classifier::Ridge => "ridge",
+            Classifier::Ncm => "ncm",
+        }
+    }
 }
 
 /// One sample's prediction.
@@ -199,6 +298,8 @@ pub struct Learner {
     means: Array2<f32>,
     steps: usize,
     metadata: BTreeMap<String, String>,
+    /// The running statistics of a statistics-based strategy.
+    stats: Option<StatsModel>,
     /// Whether the "budget below the class count" warning was logged (not saved).
     warned_no_memory: bool,
 }
@@ -234,6 +335,7 @@ impl Learner {
             return Err(Error::Config("feature dimension must be positive".into()));
         }
         config.validate()?;
+        let stats = config.strategy.stats_model(dim)?;
         let head = Head::new(
             dim,
             &config.hidden,
@@ -251,6 +353,7 @@ impl Learner {
             means: Array2::zeros((0, n_repr)),
             steps: 0,
             metadata: BTreeMap::new(),
+            stats,
             warned_no_memory: false,
         })
     }
@@ -340,6 +443,36 @@ impl Learner {
             y.push(c);
         }
         let n_classes = classes.len();
+        if let Some(stats) = &mut self.stats {
+            // One pass into the running sums, then one solve; unchanged on error.
+            stats.update(x, &y)?;
+            let report = StepReport {
+                new_classes: classes[n_old..].to_vec(),
+                refreshed_classes: step_classes
+                    .iter()
+                    .filter(|&&c| c < n_old)
+                    .map(|&c| classes[c].clone())
+                    .collect(),
+                samples: n,
+                exemplars: 0,
+                epochs: 0,
+                final_loss: f32::NAN,
+                seconds: started.elapsed().as_secs_f64(),
+            };
+            self.exemplars.resize(n_classes, Vec::new());
+            self.classes = classes;
+            self.index = index;
+            self.steps += 1;
+            info!(
+                step = self.steps,
+                strategy = self.config.strategy.name(),
+                new = report.new_classes.len(),
+                samples = n,
+                seconds = report.seconds,
+                "step learned"
+            );
+            return Ok(report);
+        }
         let distill: Vec<usize> = (0..n_old).filter(|&c| !in_step[c]).collect();
 
         // Training set: the step's samples, then every stored exemplar.
@@ -376,6 +509,9 @@ impl Learner {
             prev_logits.view(),
             on_epoch,
         )?;
+        if self.config.weight_align {
+            align_new_weights(&mut head, n_old);
+        }
 
         // Memory update with the trained head's φ.
         let m = memory::per_class(self.config.memory, n_classes);
@@ -466,6 +602,7 @@ impl Learner {
         let mut shuffle = rng(cfg.seed, self.steps, Stream::Shuffle);
         let mut order: Vec<usize> = (0..n).collect();
         let mut final_loss = f32::NAN;
+        let sample_weights = cfg.balance.then(|| class_balanced_weights(y));
 
         for epoch in 0..cfg.epochs {
             let lr = cfg.schedule.lr_at(cfg.optimizer.lr(), epoch, cfg.epochs);
@@ -482,7 +619,12 @@ impl Learner {
                 };
 
                 let forward = head.forward_cached(xb.view());
-                let (loss, d_logits) = loss_and_grad(&cfg.loss, forward.logits.view(), &targets);
+                let (loss, mut d_logits) =
+                    loss_and_grad(&cfg.loss, forward.logits.view(), &targets);
+                if let Some(w) = &sample_weights {
+                    let wb: Vec<f32> = batch.iter().map(|&i| w[i]).collect();
+                    weight_rows(&mut d_logits, &wb);
+                }
                 let grads = head.backward(&forward, d_logits.view());
                 optimizer.step(head, &grads, lr);
 
@@ -514,12 +656,26 @@ impl Learner {
             return Err(Error::NoClasses);
         }
         self.check_features("scores", x)?;
-        Ok(match classifier {
-            Classifier::Nme => {
-                memory::cosine_scores(self.head.represent(x).view(), self.means.view())
-            }
-            Classifier::Head => self.head.forward(x).mapv_into(sigmoid),
-        })
+        if !self.config.strategy.classifiers().contains(&classifier) {
+            return Err(Error::Config(format!(
+                "a learner of strategy {} has no {} classifier (it has: {})",
+                self.config.strategy.name(),
+                classifier.name(),
+                self.classifiers()
+                    .iter()
+                    .map(|c| c.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        match (&self.stats, classifier) {
+            (Some(stats), _) => stats.scores(x),
+            (None, Classifier::Head) => Ok(self.head.forward(x).mapv_into(sigmoid)),
+            (None, _) => Ok(memory::cosine_scores(
+                self.head.represent(x).view(),
+                self.means.view(),
+            )),
+        }
     }
 
     /// The best class and the `top_k` best (at most the number of classes) of
@@ -554,6 +710,11 @@ impl Learner {
                 }
             })
             .collect())
+    }
+
+    /// The classifiers this learner offers, the preferred one first.
+    pub fn classifiers(&self) -> &'static [Classifier] {
+        self.config.strategy.classifiers()
     }
 
     /// Known class names, in index order.
@@ -611,6 +772,15 @@ impl Learner {
         &mut self.metadata
     }
 
+    /// Size in bytes of the state file [`Learner::save`] writes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::StateFile`] if the state cannot be encoded.
+    pub fn encoded_len(&self) -> Result<usize> {
+        Ok(persist::encode(Path::new("(in memory)"), &State::from(self))?.len())
+    }
+
     /// Saves the whole learner to `path` atomically (see [`crate::persist`]).
     ///
     /// # Errors
@@ -662,6 +832,48 @@ impl Learner {
     }
 }
 
+/// Per-sample weights `N / (C · n_c)` that give every class present the same total
+/// weight; they average to 1 over the `N` samples.
+fn class_balanced_weights(y: &[usize]) -> Vec<f32> {
+    let n_classes = y.iter().max().map_or(0, |&c| c + 1);
+    let mut counts = vec![0usize; n_classes];
+    for &c in y {
+        counts[c] += 1;
+    }
+    let present = counts.iter().filter(|&&n| n > 0).count();
+    let n = y.len() as f64;
+    y.iter()
+        .map(|&c| (n / (present as f64 * counts[c] as f64)) as f32)
+        .collect()
+}
+
+/// Weight aligning: scales the output rows `n_old..` (weights and bias) by
+/// `γ = mean ‖w_old‖ / mean ‖w_new‖`, which scales the new classes' logits by `γ`.
+/// Does nothing without old or new rows.
+fn align_new_weights(head: &mut Head<f32>, n_old: usize) {
+    let w = &head.output.w;
+    let n_classes = w.nrows();
+    if n_old == 0 || n_old == n_classes {
+        return;
+    }
+    let norm = |c: usize| w.row(c).dot(&w.row(c)).sqrt();
+    let old = (0..n_old).map(norm).sum::<f32>() / n_old as f32;
+    let new = (n_old..n_classes).map(norm).sum::<f32>() / (n_classes - n_old) as f32;
+    if !(new > 0.0 && old.is_finite()) {
+        return;
+    }
+    let gamma = old / new;
+    head.output
+        .w
+        .slice_mut(ndarray::s![n_old.., ..])
+        .mapv_inplace(|v| v * gamma);
+    head.output
+        .b
+        .slice_mut(ndarray::s![n_old..])
+        .mapv_inplace(|v| v * gamma);
+    debug!(gamma, "new output rows aligned");
+}
+
 /// Stacks exemplar feature vectors into `(n, dim)`.
 fn stack(set: &[Exemplar], dim: usize) -> Array2<f32> {
     let mut out = Array2::zeros((set.len(), dim));
@@ -682,6 +894,7 @@ struct State {
     means: Array2<f32>,
     steps: usize,
     metadata: BTreeMap<String, String>,
+    stats: Option<StatsModel>,
 }
 
 impl From<&Learner> for State {
@@ -695,6 +908,7 @@ impl From<&Learner> for State {
             means: l.means.clone(),
             steps: l.steps,
             metadata: l.metadata.clone(),
+            stats: l.stats.clone(),
         }
     }
 }
@@ -720,11 +934,35 @@ impl State {
             }
             fan_in = layer.n_out();
         }
-        if head.n_classes() != t || self.exemplars.len() != t {
-            return Err(format!("{t} classes but a head or memory of another size"));
+        match (&self.config.strategy, &self.stats) {
+            (Strategy::Icarl, None) => {
+                if head.n_classes() != t || self.means.dim() != (t, head.n_repr()) {
+                    return Err(format!("{t} classes but a head or means of another size"));
+                }
+            }
+            (strategy, Some(stats)) => {
+                let kind_matches = matches!(
+                    (strategy, stats),
+                    (Strategy::Slda(_), StatsModel::Slda(_))
+                        | (Strategy::Ridge(_), StatsModel::Ridge(_))
+                        | (Strategy::Ncm, StatsModel::Ncm(_))
+                );
+                if !kind_matches || stats.n_classes() != t || stats.dim() != self.dim {
+                    return Err(format!(
+                        "{t} classes of dimension {} but statistics that do not match",
+                        self.dim
+                    ));
+                }
+            }
+            (strategy, None) => {
+                return Err(format!(
+                    "strategy {} without its statistics",
+                    strategy.name()
+                ));
+            }
         }
-        if self.means.dim() != (t, head.n_repr()) {
-            return Err("class means have the wrong shape".into());
+        if self.exemplars.len() != t {
+            return Err(format!("{t} classes but a memory of another size"));
         }
         let m = memory::per_class(self.config.memory, t);
         if self
@@ -750,7 +988,26 @@ impl State {
             means: self.means,
             steps: self.steps,
             metadata: self.metadata,
+            stats: self.stats,
             warned_no_memory: false,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn balanced_weights_give_every_class_the_same_total() {
+        // Classes 0, 1, 3 with 1, 3 and 2 samples (class 2 absent): N = 6, C = 3.
+        // w = N / (C · n_c): class 0 → 6/3 = 2, class 1 → 6/9 = 2/3, class 3 → 6/6 = 1.
+        // Each class totals 2; all weights sum to N = 6.
+        let w = class_balanced_weights(&[1, 0, 1, 3, 1, 3]);
+        let want = [2.0 / 3.0, 2.0, 2.0 / 3.0, 1.0, 2.0 / 3.0, 1.0];
+        for (a, b) in w.iter().zip(want) {
+            assert!((a - b).abs() < 1e-6, "{w:?}");
+        }
+        assert!((w.iter().sum::<f32>() - 6.0).abs() < 1e-5);
     }
 }

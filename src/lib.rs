@@ -75,6 +75,11 @@ pub mod stats;
 pub use error::{Error, Result};
 
 pub use head::{OptimizerKind, Schedule};
-pub use learner::{Classifier, Learner, LearnerConfig, Prediction, StepReport};
+pub use learner::{Classifier, Learner, LearnerConfig, Prediction, StepReport, Strategy};
 pub use loss::LossKind;
 pub use memory::Exemplar;
+
+// The README's Rust examples run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -99,6 +99,20 @@ pub struct Targets<'a, F> {
     pub prev_logits: ArrayView2<'a, F>,
 }
 
+/// Scales row `i` of `d_logits` by `weights[i]`, turning the gradient of the batch
+/// mean `mean_i ℓ_i` into that of the weighted mean `mean_i w_i ℓ_i` (row `i` of the
+/// gradient depends on sample `i` alone).
+///
+/// # Panics
+///
+/// If there is not one weight per row.
+pub fn weight_rows<F: NdFloat>(d_logits: &mut Array2<F>, weights: &[F]) {
+    assert_eq!(d_logits.nrows(), weights.len(), "one weight per row");
+    for (mut row, &w) in d_logits.rows_mut().into_iter().zip(weights) {
+        row *= w;
+    }
+}
+
 /// The numerically stable logistic function.
 pub fn sigmoid<F: NdFloat>(z: F) -> F {
     // Only ever exponentiate a non-positive number, so e^{…} cannot overflow.
@@ -264,6 +278,58 @@ mod tests {
         assert!((loss - 2.916430).abs() < 1e-6);
         assert!((d[[0, 0]] + 0.5).abs() < 1e-12);
         assert!((d[[0, 1]] - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn weighted_rows_are_the_gradient_of_the_weighted_batch_mean() {
+        // ℓ_w(z) = (1/n) Σ_i w_i ℓ_i(z_i), so ∂ℓ_w/∂z_ij = w_i ∂ℓ_i/∂z_ij / n: row i of
+        // the unweighted batch gradient times w_i. Checked by central differences of
+        // ℓ_w computed sample by sample (a batch of one gives ℓ_i), in both variants.
+        let logits = array![[0.3, -1.2, 2.0], [-0.7, 0.4, 0.1], [1.5, 0.2, -0.3]];
+        let prev = array![[0.5], [-1.0], [2.0]];
+        let labels = [1usize, 2, 1];
+        let distill = [0usize];
+        let weights = [0.5f64, 2.0, 1.5];
+        for kind in [
+            LossKind::Bce { lambda: 1.0 },
+            LossKind::Softmax {
+                lambda: 0.7,
+                temperature: 2.0,
+            },
+        ] {
+            let weighted_loss = |z: &Array2<f64>| {
+                (0..3)
+                    .map(|i| {
+                        let t = Targets {
+                            labels: &labels[i..=i],
+                            distill: &distill,
+                            prev_logits: prev.slice(ndarray::s![i..=i, ..]),
+                        };
+                        let zi = z.slice(ndarray::s![i..=i, ..]);
+                        weights[i] * loss_and_grad(&kind, zi, &t).0
+                    })
+                    .sum::<f64>()
+                    / 3.0
+            };
+            let targets = Targets {
+                labels: &labels,
+                distill: &distill,
+                prev_logits: prev.view(),
+            };
+            let (_, mut grad) = loss_and_grad(&kind, logits.view(), &targets);
+            weight_rows(&mut grad, &weights);
+            let h = 1e-6;
+            for ((i, j), &g) in grad.indexed_iter() {
+                let (mut up, mut down) = (logits.clone(), logits.clone());
+                up[[i, j]] += h;
+                down[[i, j]] -= h;
+                let numeric = (weighted_loss(&up) - weighted_loss(&down)) / (2.0 * h);
+                assert!(
+                    (numeric - g).abs() <= 1e-7 * numeric.abs().max(1e-3),
+                    "{kind:?} [{i},{j}]: numeric {numeric}, analytic {g}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! incremental accuracy, final accuracy, forgetting, and the joint-training upper
 //! bound (a linear head trained on all classes at once on the same features).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use ndarray::{Array2, ArrayView2, Axis};
@@ -16,7 +16,7 @@ use ndarray_rand::rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::learner::{Classifier, Learner, LearnerConfig};
+use crate::learner::{Classifier, Learner, LearnerConfig, Strategy};
 use crate::{Error, Result};
 
 /// Labelled feature vectors: `x: (n, d)` and one class index per row.
@@ -67,14 +67,9 @@ pub struct ProtocolConfig {
     pub joint: bool,
 }
 
-/// A value measured for both classifiers.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
-pub struct PerClassifier {
-    /// Nearest mean of exemplars.
-    pub nme: f64,
-    /// The head's argmax.
-    pub head: f64,
-}
+/// A value measured for each classifier of the learner, by classifier name
+/// (`"nme"` and `"head"` for iCaRL, `"slda"`, `"ridge"` or `"ncm"` otherwise).
+pub type PerClassifier = BTreeMap<String, f64>;
 
 /// The result of one step of a protocol run.
 #[derive(Clone, Debug, Serialize)]
@@ -109,6 +104,8 @@ pub struct ProtocolReport {
     pub final_accuracy: PerClassifier,
     /// Mean over the classes learned before the last step of (best accuracy − final accuracy).
     pub forgetting: PerClassifier,
+    /// Size of the learner's state file after the last step, in bytes.
+    pub state_bytes: usize,
     /// Accuracy of a linear head trained on all classes at once, if it was run.
     pub joint_upper_bound: Option<f64>,
 }
@@ -256,7 +253,12 @@ pub fn run(
         None
     };
     let n_steps = steps.len() as f64;
-    let mean = |f: fn(&StepResult) -> f64| steps.iter().map(f).sum::<f64>() / n_steps;
+    let mut average = PerClassifier::new();
+    for s in &steps {
+        for (name, acc) in &s.accuracy {
+            *average.entry(name.clone()).or_default() += acc / n_steps;
+        }
+    }
     let last = steps.last().expect("the protocol has at least one step");
     Ok(ProtocolReport {
         protocol: ProtocolSummary {
@@ -267,11 +269,9 @@ pub fn run(
             dim,
             learner: config.learner.clone(),
         },
-        average_incremental_accuracy: PerClassifier {
-            nme: mean(|s| s.accuracy.nme),
-            head: mean(|s| s.accuracy.head),
-        },
-        final_accuracy: last.accuracy,
+        average_incremental_accuracy: average,
+        final_accuracy: last.accuracy.clone(),
+        state_bytes: learner.encoded_len()?,
         forgetting: forgetting(&steps),
         joint_upper_bound,
         steps,
@@ -283,31 +283,28 @@ pub fn run(
 /// Classes of the last step have had no chance to be forgotten and are left out;
 /// with a single step there is nothing to forget and the result is zero.
 pub fn forgetting(steps: &[StepResult]) -> PerClassifier {
+    let mut total = PerClassifier::new();
     let Some(last) = steps.last() else {
-        return PerClassifier::default();
+        return total;
     };
     let old = last.classes_seen.len() - last.new_classes.len();
-    if old == 0 {
-        return PerClassifier::default();
+    for name in last.accuracy.keys() {
+        let mut drop = 0.0;
+        for class in 0..old {
+            // A class's position in `classes_seen` is the same in every step that has seen it.
+            let best = steps
+                .iter()
+                .filter_map(|s| s.per_class.get(class).and_then(|a| a.get(name)))
+                .fold(0.0f64, |b, &a| b.max(a));
+            drop += best - last.per_class[class][name];
+        }
+        total.insert(name.clone(), if old == 0 { 0.0 } else { drop / old as f64 });
     }
-    let mut total = PerClassifier::default();
-    for class in 0..old {
-        // A class's position in `classes_seen` is the same in every step that has seen it.
-        let history = steps.iter().filter_map(|s| s.per_class.get(class));
-        let best = history.fold(PerClassifier::default(), |b, a| PerClassifier {
-            nme: b.nme.max(a.nme),
-            head: b.head.max(a.head),
-        });
-        total.nme += best.nme - last.per_class[class].nme;
-        total.head += best.head - last.per_class[class].head;
-    }
-    PerClassifier {
-        nme: total.nme / old as f64,
-        head: total.head / old as f64,
-    }
+    total
 }
 
-/// Accuracy of both classifiers on the test samples of `seen`, overall and per class.
+/// Accuracy of every classifier of the learner on the test samples of `seen`,
+/// overall and per class.
 fn evaluate_seen(
     learner: &Learner,
     test: &Split,
@@ -320,28 +317,19 @@ fn evaluate_seen(
             "no test samples for the classes seen so far".into(),
         ));
     }
-    let nme = predicted_names(learner, x.view(), Classifier::Nme)?;
-    let head = predicted_names(learner, x.view(), Classifier::Head)?;
-    let mut per_class = Vec::with_capacity(seen.len());
-    for &class in seen {
-        let name = &names[class];
-        let rows: Vec<usize> = (0..truth.len()).filter(|&i| &truth[i] == name).collect();
-        let acc = |pred: &[String]| {
-            let hits = rows.iter().filter(|&&i| &pred[i] == name).count();
-            hits as f64 / rows.len().max(1) as f64
-        };
-        per_class.push(PerClassifier {
-            nme: acc(&nme),
-            head: acc(&head),
-        });
+    let mut overall = PerClassifier::new();
+    let mut per_class = vec![PerClassifier::new(); seen.len()];
+    for &by in learner.classifiers() {
+        let predicted = predicted_names(learner, x.view(), by)?;
+        overall.insert(by.name().into(), accuracy(&predicted, &truth));
+        for (slot, &class) in per_class.iter_mut().zip(seen) {
+            let name = &names[class];
+            let rows: Vec<usize> = (0..truth.len()).filter(|&i| &truth[i] == name).collect();
+            let hits = rows.iter().filter(|&&i| &predicted[i] == name).count();
+            slot.insert(by.name().into(), hits as f64 / rows.len().max(1) as f64);
+        }
     }
-    Ok((
-        PerClassifier {
-            nme: accuracy(&nme, &truth),
-            head: accuracy(&head, &truth),
-        },
-        per_class,
-    ))
+    Ok((overall, per_class))
 }
 
 fn predicted_names(learner: &Learner, x: ArrayView2<f32>, by: Classifier) -> Result<Vec<String>> {
@@ -371,6 +359,9 @@ pub fn joint_accuracy(data: &FeatureData, order: &[usize], base: &LearnerConfig)
     let config = LearnerConfig {
         hidden: Vec::new(),
         memory: 0,
+        strategy: Strategy::Icarl,
+        balance: false,
+        weight_align: false,
         ..base.clone()
     };
     let mut learner = Learner::new(data.train.x.ncols(), config)?;
@@ -403,6 +394,10 @@ pub fn name_index(names: &[String]) -> HashMap<&str, usize> {
 mod tests {
     use super::*;
 
+    fn both(nme: f64, head: f64) -> PerClassifier {
+        PerClassifier::from([("nme".into(), nme), ("head".into(), head)])
+    }
+
     fn step(seen: &[&str], new: usize, per_class: &[(f64, f64)]) -> StepResult {
         StepResult {
             step: 0,
@@ -411,10 +406,10 @@ mod tests {
                 .map(|s| s.to_string())
                 .collect(),
             classes_seen: seen.iter().map(|s| s.to_string()).collect(),
-            accuracy: PerClassifier::default(),
+            accuracy: both(0.0, 0.0),
             per_class: per_class
                 .iter()
-                .map(|&(nme, head)| PerClassifier { nme, head })
+                .map(|&(nme, head)| both(nme, head))
                 .collect(),
             exemplars: 0,
             seconds: 0.0,
@@ -433,14 +428,14 @@ mod tests {
             step(&["a", "b", "c"], 1, &[(0.6, 0.5), (0.7, 0.9), (1.0, 1.0)]),
         ];
         let f = forgetting(&steps);
-        assert!((f.nme - 0.2).abs() < 1e-12, "{f:?}");
-        assert!((f.head - 0.25).abs() < 1e-12, "{f:?}");
+        assert!((f["nme"] - 0.2).abs() < 1e-12, "{f:?}");
+        assert!((f["head"] - 0.25).abs() < 1e-12, "{f:?}");
     }
 
     #[test]
     fn a_single_step_forgets_nothing() {
         let steps = [step(&["a", "b"], 2, &[(0.5, 0.5), (0.5, 0.5)])];
-        assert_eq!(forgetting(&steps), PerClassifier::default());
+        assert_eq!(forgetting(&steps), both(0.0, 0.0));
     }
 
     #[test]

@@ -7,7 +7,9 @@ use std::path::Path;
 
 use common::{Clusters, names};
 use continual::persist::{FORMAT_VERSION, HEADER_LEN};
-use continual::{Classifier, Error, Learner, LearnerConfig};
+use continual::{
+    Classifier, Error, Learner, LearnerConfig, LossKind, OptimizerKind, Schedule, Strategy,
+};
 use ndarray::Array2;
 
 fn trained(hidden: Vec<usize>) -> (Learner, Clusters) {
@@ -189,12 +191,24 @@ fn every_truncation_of_a_small_file_is_an_error_not_a_panic() {
 /// The learner the golden file holds, and the inputs its predictions are checked on.
 fn golden_learner() -> (Learner, Array2<f32>) {
     let clusters = Clusters::new(6, 3, 0.5, 2024);
+    // Every field spelled out, so that a change of the defaults does not change
+    // what the golden file must reproduce.
     let config = LearnerConfig {
         hidden: vec![4],
+        loss: LossKind::Bce { lambda: 1.0 },
+        optimizer: OptimizerKind::Sgd {
+            lr: 0.01,
+            momentum: 0.9,
+            weight_decay: 1e-5,
+        },
+        schedule: Schedule::Cosine { min_lr: 0.0 },
         epochs: 3,
+        batch_size: 128,
         memory: 9,
         seed: 2024,
-        ..LearnerConfig::default()
+        strategy: Strategy::Icarl,
+        balance: false,
+        weight_align: false,
     };
     let mut learner = Learner::new(6, config).expect("valid");
     let (x, y) = clusters.sample(&[0, 1], 8, 1);

@@ -17,7 +17,10 @@ use continual::data::FeatureCache;
 use continual::extract::{Device, Extractor, ExtractorOptions, ModelSpec};
 use continual::pipeline;
 use continual::protocol::{self, FeatureData, ProtocolConfig, ProtocolReport, StepResult};
-use continual::{Classifier, Learner, LearnerConfig, LossKind, OptimizerKind, Schedule, bundled};
+use continual::stats::{RidgeConfig, SldaConfig};
+use continual::{
+    Classifier, Learner, LearnerConfig, LossKind, OptimizerKind, Schedule, Strategy, bundled,
+};
 
 /// Learn new image classes on the spot without forgetting the old ones.
 ///
@@ -111,7 +114,7 @@ enum DeviceArg {
 /// The learner's configuration; anything not given keeps the documented default.
 #[derive(Args, Clone, Default)]
 struct HeadArgs {
-    /// Hidden layer sizes of the head, comma-separated [default: none, a linear head].
+    /// Hidden layer sizes of the head, comma-separated; 0 for a linear head [default: 512].
     #[arg(long, value_delimiter = ',', value_name = "N,N,…")]
     hidden: Option<Vec<usize>>,
 
@@ -171,6 +174,42 @@ struct HeadArgs {
     /// Seed for initialisation, shuffling and the class order.
     #[arg(long)]
     seed: Option<u64>,
+
+    /// What learns: icarl (head, exemplar memory, distillation), slda (streaming
+    /// linear discriminant analysis), ridge (ridge regression), ncm (nearest class
+    /// mean); `run` and `demo` also take `all`, to compare them [default: icarl].
+    #[arg(long, value_enum)]
+    strategy: Option<StrategyArg>,
+
+    /// Weight every class equally in the head's loss (true/false).
+    #[arg(long, value_name = "BOOL")]
+    balance: Option<bool>,
+
+    /// Rescale new classes' output weights to the old classes' mean norm after each
+    /// step (true/false).
+    #[arg(long, value_name = "BOOL")]
+    weight_align: Option<bool>,
+
+    /// SLDA: shrinkage of the shared covariance towards the identity, in [0, 1].
+    #[arg(long)]
+    shrinkage: Option<f64>,
+
+    /// Ridge: penalty λ on the weights.
+    #[arg(long)]
+    ridge_lambda: Option<f64>,
+
+    /// Ridge: regress on this many fixed random ReLU features of the input.
+    #[arg(long, value_name = "N")]
+    projection: Option<usize>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum StrategyArg {
+    Icarl,
+    Slda,
+    Ridge,
+    Ncm,
+    All,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -196,6 +235,9 @@ enum LossArg {
 enum ClassifierArg {
     Nme,
     Head,
+    Slda,
+    Ridge,
+    Ncm,
 }
 
 impl From<ClassifierArg> for Classifier {
@@ -203,6 +245,9 @@ impl From<ClassifierArg> for Classifier {
         match c {
             ClassifierArg::Nme => Classifier::Nme,
             ClassifierArg::Head => Classifier::Head,
+            ClassifierArg::Slda => Classifier::Slda,
+            ClassifierArg::Ridge => Classifier::Ridge,
+            ClassifierArg::Ncm => Classifier::Ncm,
         }
     }
 }
@@ -324,9 +369,10 @@ struct PredictArgs {
     #[arg(required = true, value_name = "INPUT")]
     inputs: Vec<PathBuf>,
 
-    /// Classifier.
-    #[arg(long, value_enum, default_value_t = ClassifierArg::Nme)]
-    classifier: ClassifierArg,
+    /// Classifier [default: the state's preferred one: nme for icarl, else the
+    /// strategy's own].
+    #[arg(long, value_enum)]
+    classifier: Option<ClassifierArg>,
 
     /// How many ranked classes to show.
     #[arg(long, default_value_t = 3)]
@@ -547,6 +593,12 @@ impl HeadArgs {
             lambda,
             temperature,
             seed,
+            strategy,
+            balance,
+            weight_align,
+            shrinkage,
+            ridge_lambda,
+            projection,
         } = self;
         hidden.is_some()
             || memory.is_some()
@@ -563,13 +615,70 @@ impl HeadArgs {
             || lambda.is_some()
             || temperature.is_some()
             || seed.is_some()
+            || strategy.is_some()
+            || balance.is_some()
+            || weight_align.is_some()
+            || shrinkage.is_some()
+            || ridge_lambda.is_some()
+            || projection.is_some()
     }
 
-    /// The default configuration with every given option applied.
+    /// One configuration per strategy asked for (four for `--strategy all`).
+    fn configs(&self) -> Result<Vec<LearnerConfig>> {
+        let base = self.config_for(StrategyArg::Icarl)?;
+        let all = [
+            StrategyArg::Icarl,
+            StrategyArg::Slda,
+            StrategyArg::Ridge,
+            StrategyArg::Ncm,
+        ];
+        match self.strategy {
+            Some(StrategyArg::All) => all.iter().map(|&s| self.config_for(s)).collect(),
+            Some(s) => Ok(vec![self.config_for(s)?]),
+            None => Ok(vec![base]),
+        }
+    }
+
+    /// The configuration of a single strategy; `all` is refused.
     fn config(&self) -> Result<LearnerConfig> {
+        match self.strategy {
+            Some(StrategyArg::All) => {
+                bail!("--strategy all compares strategies in `run` and `demo`; a state holds one")
+            }
+            Some(s) => self.config_for(s),
+            None => self.config_for(StrategyArg::Icarl),
+        }
+    }
+
+    fn config_for(&self, strategy: StrategyArg) -> Result<LearnerConfig> {
+        let mut c = self.icarl_config()?;
+        c.strategy = match strategy {
+            StrategyArg::Icarl | StrategyArg::All => Strategy::Icarl,
+            StrategyArg::Slda => {
+                let mut s = SldaConfig::default();
+                s.shrinkage = self.shrinkage.unwrap_or(s.shrinkage);
+                Strategy::Slda(s)
+            }
+            StrategyArg::Ridge => {
+                let mut r = RidgeConfig::default();
+                r.lambda = self.ridge_lambda.unwrap_or(r.lambda);
+                r.projection = self.projection.or(r.projection);
+                r.seed = c.seed;
+                Strategy::Ridge(r)
+            }
+            StrategyArg::Ncm => Strategy::Ncm,
+        };
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// The default configuration with every given head option applied.
+    fn icarl_config(&self) -> Result<LearnerConfig> {
         let mut c = LearnerConfig::default();
+        c.balance = self.balance.unwrap_or(c.balance);
+        c.weight_align = self.weight_align.unwrap_or(c.weight_align);
         if let Some(h) = &self.hidden {
-            c.hidden = h.clone();
+            c.hidden = h.iter().copied().filter(|&n| n > 0).collect();
         }
         if let Some(k) = self.memory {
             c.memory = k;
@@ -698,21 +807,27 @@ fn demo(args: DemoArgs, ui: Ui) -> Result<()> {
     let (cache, extractor) = load_features(&data, &model, &bundled::model(), ui)?;
     let n = cache.class_names.len();
     let base = bundled::MODEL_BASE_CLASSES.min(n);
-    let config = ProtocolConfig {
-        order: (0..n).collect(),
-        steps: protocol::step_sizes(n, base, &[2, 2, 1], None)
-            .or_else(|_| protocol::step_sizes(n, base, &[], Some(1)))?,
-        learner: args.head.config()?,
-        joint: true,
-    };
-    let data_split = pipeline::train_test(&cache, 0.2, config.learner.seed)?;
+    let steps = protocol::step_sizes(n, base, &[2, 2, 1], None)
+        .or_else(|_| protocol::step_sizes(n, base, &[], Some(1)))?;
+    let configs: Vec<ProtocolConfig> = args
+        .head
+        .configs()?
+        .into_iter()
+        .map(|learner| ProtocolConfig {
+            order: (0..n).collect(),
+            steps: steps.clone(),
+            learner,
+            joint: true,
+        })
+        .collect();
+    let data_split = pipeline::train_test(&cache, 0.2, configs[0].learner.seed)?;
     let what = Described {
         data: data.display().to_string(),
         extractor,
     };
     run_protocol(
         &data_split,
-        &config,
+        &configs,
         &what,
         args.json,
         args.report.as_deref(),
@@ -721,7 +836,8 @@ fn demo(args: DemoArgs, ui: Ui) -> Result<()> {
 }
 
 fn run(args: RunArgs, ui: Ui) -> Result<()> {
-    let config = args.head.config()?;
+    let learners = args.head.configs()?;
+    let seed = learners[0].seed;
     let (cache, extractor) = load_features(&args.data, &args.model, &bundled::model(), ui)?;
     let n = cache.class_names.len();
     let order = match &args.order {
@@ -730,9 +846,9 @@ fn run(args: RunArgs, ui: Ui) -> Result<()> {
                 .iter()
                 .map(|c| class_ref(c, &cache.class_names))
                 .collect::<Result<Vec<_>>>()?;
-            protocol::class_order(n, Some(&indices), config.seed)?
+            protocol::class_order(n, Some(&indices), seed)?
         }
-        None => protocol::class_order(n, None, config.seed)?,
+        None => protocol::class_order(n, None, seed)?,
     };
     let base = args.base.unwrap_or(order.len().div_ceil(2));
     let steps = protocol::step_sizes(
@@ -741,20 +857,23 @@ fn run(args: RunArgs, ui: Ui) -> Result<()> {
         args.increments.as_deref().unwrap_or(&[]),
         Some(args.step.unwrap_or(1)),
     )?;
-    let data = pipeline::train_test(&cache, args.test_fraction, config.seed)?;
-    let protocol = ProtocolConfig {
-        order,
-        steps,
-        learner: config,
-        joint: !args.no_joint,
-    };
+    let data = pipeline::train_test(&cache, args.test_fraction, seed)?;
+    let configs: Vec<ProtocolConfig> = learners
+        .into_iter()
+        .map(|learner| ProtocolConfig {
+            order: order.clone(),
+            steps: steps.clone(),
+            learner,
+            joint: !args.no_joint,
+        })
+        .collect();
     let what = Described {
         data: args.data.display().to_string(),
         extractor,
     };
     run_protocol(
         &data,
-        &protocol,
+        &configs,
         &what,
         args.json,
         args.report.as_deref(),
@@ -784,108 +903,177 @@ struct Described {
 
 fn run_protocol(
     data: &FeatureData,
-    config: &ProtocolConfig,
+    configs: &[ProtocolConfig],
     what: &Described,
     json: bool,
     report_dir: Option<&Path>,
     ui: Ui,
 ) -> Result<()> {
-    let bar = ui.bar(config.steps.len(), "learning");
     let mut out = std::io::stdout().lock();
-    if !json {
-        writeln!(
-            out,
-            "{:>4}  {:>7}  {:>9}  {:>6}  {:>6}  {:>7}  new classes",
-            "step", "classes", "exemplars", "NME", "head", "seconds"
-        )?;
-    }
-    let mut on_step = |s: &StepResult| {
-        bar.inc(1);
+    let mut reports = Vec::with_capacity(configs.len());
+    for config in configs {
+        let strategy = config.learner.strategy.name();
+        let columns: Vec<&str> = config
+            .learner
+            .strategy
+            .classifiers()
+            .iter()
+            .map(|c| c.name())
+            .collect();
         if !json {
-            bar.suspend(|| {
-                let _ = writeln!(
-                    out,
-                    "{:>4}  {:>7}  {:>9}  {:>6.3}  {:>6.3}  {:>7.2}  {}",
-                    s.step,
-                    s.classes_seen.len(),
-                    s.exemplars,
-                    s.accuracy.nme,
-                    s.accuracy.head,
-                    s.seconds,
-                    s.new_classes.join(", ")
-                );
-            });
+            if configs.len() > 1 {
+                writeln!(out, "strategy {strategy}")?;
+            }
+            let heads: String = columns.iter().map(|c| format!("  {c:>6}")).collect();
+            writeln!(
+                out,
+                "{:>4}  {:>7}  {:>9}{heads}  {:>7}  new classes",
+                "step", "classes", "exemplars", "seconds"
+            )?;
         }
-    };
-    let report = protocol::run(data, config, &mut on_step)?;
-    bar.finish_and_clear();
+        let bar = ui.bar(config.steps.len(), strategy);
+        let mut on_step = |s: &StepResult| {
+            bar.inc(1);
+            if !json {
+                let accs: String = columns
+                    .iter()
+                    .map(|c| format!("  {:>6.3}", s.accuracy[*c]))
+                    .collect();
+                bar.suspend(|| {
+                    let _ = writeln!(
+                        out,
+                        "{:>4}  {:>7}  {:>9}{accs}  {:>7.2}  {}",
+                        s.step,
+                        s.classes_seen.len(),
+                        s.exemplars,
+                        s.seconds,
+                        s.new_classes.join(", ")
+                    );
+                });
+            }
+        };
+        let mut config = config.clone();
+        // The joint upper bound does not depend on the strategy: train it once.
+        config.joint &= reports.is_empty();
+        let report = protocol::run(data, &config, &mut on_step)?;
+        bar.finish_and_clear();
+        if !json {
+            writeln!(out)?;
+        }
+        reports.push(report);
+    }
 
-    let value = report_json(&report, what)?;
+    let value = report_json(&reports, what)?;
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
     } else {
-        print_summary(&mut out, &report)?;
+        print_summary(&mut out, &reports)?;
     }
     if let Some(dir) = report_dir {
-        write_report(dir, &report, &value)?;
+        write_report(dir, &reports, &value)?;
         ui.status(&format!("report written to {}", dir.display()));
     }
     Ok(())
 }
 
-fn report_json(report: &ProtocolReport, what: &Described) -> Result<serde_json::Value> {
-    let mut value = serde_json::to_value(report)?;
-    let protocol = value["protocol"]
-        .as_object_mut()
-        .expect("the protocol summary serialises to an object");
-    protocol.insert("data".into(), json!(what.data));
-    protocol.insert("extractor".into(), json!(what.extractor));
-    Ok(value)
+/// One report as JSON (the README's schema), or for several strategies
+/// `{"protocol", "strategies": {name: report}, "joint_upper_bound"}`.
+fn report_json(reports: &[ProtocolReport], what: &Described) -> Result<serde_json::Value> {
+    let describe = |value: &mut serde_json::Value| {
+        let protocol = value["protocol"]
+            .as_object_mut()
+            .expect("the protocol summary serialises to an object");
+        protocol.insert("data".into(), json!(what.data));
+        protocol.insert("extractor".into(), json!(what.extractor));
+    };
+    if let [report] = reports {
+        let mut value = serde_json::to_value(report)?;
+        describe(&mut value);
+        return Ok(value);
+    }
+    let mut strategies = serde_json::Map::new();
+    let mut protocol = serde_json::Value::Null;
+    for report in reports {
+        let mut value = serde_json::to_value(report)?;
+        describe(&mut value);
+        let object = value
+            .as_object_mut()
+            .expect("a report serialises to an object");
+        let summary = object.remove("protocol").unwrap_or_default();
+        object.remove("joint_upper_bound");
+        if protocol.is_null() {
+            protocol = summary;
+            if let Some(p) = protocol.as_object_mut() {
+                p.remove("learner");
+            }
+        }
+        strategies.insert(
+            report.protocol.learner.strategy.name().into(),
+            json!({"learner": report.protocol.learner, "report": value}),
+        );
+    }
+    Ok(json!({
+        "protocol": protocol,
+        "strategies": strategies,
+        "joint_upper_bound": reports.iter().find_map(|r| r.joint_upper_bound),
+    }))
 }
 
-fn print_summary(out: &mut impl Write, r: &ProtocolReport) -> Result<()> {
-    writeln!(out)?;
-    let row = |out: &mut dyn Write, name: &str, v: protocol::PerClassifier| {
-        writeln!(out, "{name:<30} NME {:.3}   head {:.3}", v.nme, v.head)
-    };
-    row(
+fn print_summary(out: &mut impl Write, reports: &[ProtocolReport]) -> Result<()> {
+    writeln!(
         out,
-        "average incremental accuracy",
-        r.average_incremental_accuracy,
+        "{:<10} {:<10} {:>7} {:>9} {:>10} {:>9} {:>11}",
+        "strategy", "classifier", "final", "average", "forgetting", "seconds", "state bytes"
     )?;
-    row(out, "final accuracy", r.final_accuracy)?;
-    row(out, "forgetting", r.forgetting)?;
-    if let Some(joint) = r.joint_upper_bound {
+    for r in reports {
+        let strategy = &r.protocol.learner.strategy;
+        let seconds: f64 = r.steps.iter().map(|s| s.seconds).sum();
+        for c in strategy.classifiers() {
+            let c = c.name();
+            writeln!(
+                out,
+                "{:<10} {:<10} {:>7.3} {:>9.3} {:>10.3} {:>9.2} {:>11}",
+                strategy.name(),
+                c,
+                r.final_accuracy[c],
+                r.average_incremental_accuracy[c],
+                r.forgetting[c],
+                seconds,
+                r.state_bytes
+            )?;
+        }
+    }
+    if let Some(joint) = reports.iter().find_map(|r| r.joint_upper_bound) {
         writeln!(
             out,
-            "{:<30} {joint:.3}  (a linear head trained on all classes at once)",
-            "joint upper bound"
+            "joint upper bound: {joint:.3} (a linear head trained on all classes at once)"
         )?;
     }
     Ok(())
 }
 
-fn write_report(dir: &Path, report: &ProtocolReport, value: &serde_json::Value) -> Result<()> {
+fn write_report(dir: &Path, reports: &[ProtocolReport], value: &serde_json::Value) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let json_path = dir.join("report.json");
     std::fs::write(&json_path, serde_json::to_string_pretty(value)? + "\n")
         .with_context(|| format!("writing {}", json_path.display()))?;
     let svg_path = dir.join("accuracy.svg");
-    plot_accuracy(&svg_path, report).with_context(|| format!("drawing {}", svg_path.display()))
+    plot_accuracy(&svg_path, reports).with_context(|| format!("drawing {}", svg_path.display()))
 }
 
-fn plot_accuracy(path: &Path, report: &ProtocolReport) -> Result<()> {
+fn plot_accuracy(path: &Path, reports: &[ProtocolReport]) -> Result<()> {
     use plotters::prelude::*;
 
-    let seen: Vec<f64> = report
+    let plot_err = |e: &dyn std::fmt::Display| anyhow!("{e}");
+    let seen: Vec<f64> = reports[0]
         .steps
         .iter()
         .map(|s| s.classes_seen.len() as f64)
         .collect();
     let x_max = seen.last().copied().unwrap_or(1.0) + 0.5;
     let x_min = seen.first().copied().unwrap_or(0.0) - 0.5;
-    let root = SVGBackend::new(path, (720, 460)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+    let root = SVGBackend::new(path, (760, 480)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| plot_err(&e))?;
     let mut chart = ChartBuilder::on(&root)
         .caption(
             "Top-1 accuracy on all classes seen so far",
@@ -895,51 +1083,49 @@ fn plot_accuracy(path: &Path, report: &ProtocolReport) -> Result<()> {
         .x_label_area_size(40)
         .y_label_area_size(50)
         .build_cartesian_2d(x_min..x_max, 0.0..1.0)
-        .map_err(|e| anyhow!("{e}"))?;
+        .map_err(|e| plot_err(&e))?;
     chart
         .configure_mesh()
         .x_desc("classes seen")
         .y_desc("accuracy")
         .draw()
-        .map_err(|e| anyhow!("{e}"))?;
-    let series = [
-        (
-            "NME",
-            BLUE,
-            report
-                .steps
+        .map_err(|e| plot_err(&e))?;
+    let mut palette = (0..).map(|i| Palette99::pick(i).to_rgba());
+    for r in reports {
+        let strategy = r.protocol.learner.strategy.name();
+        for c in r.protocol.learner.strategy.classifiers() {
+            let color = palette.next().expect("the palette cycles");
+            let points: Vec<(f64, f64)> = seen
                 .iter()
-                .map(|s| s.accuracy.nme)
-                .collect::<Vec<_>>(),
-        ),
-        (
-            "head",
-            RED,
-            report.steps.iter().map(|s| s.accuracy.head).collect(),
-        ),
-    ];
-    for (name, color, values) in series {
-        let points: Vec<(f64, f64)> = seen.iter().copied().zip(values).collect();
-        chart
-            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
-            .map_err(|e| anyhow!("{e}"))?
-            .label(name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-        chart
-            .draw_series(
-                points
-                    .into_iter()
-                    .map(|p| Circle::new(p, 4, color.filled())),
-            )
-            .map_err(|e| anyhow!("{e}"))?;
+                .zip(&r.steps)
+                .map(|(&x, s)| (x, s.accuracy[c.name()]))
+                .collect();
+            let label = if strategy == c.name() {
+                strategy.to_string()
+            } else {
+                format!("{strategy} {}", c.name())
+            };
+            chart
+                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+                .map_err(|e| plot_err(&e))?
+                .label(label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+            chart
+                .draw_series(
+                    points
+                        .into_iter()
+                        .map(|p| Circle::new(p, 4, color.filled())),
+                )
+                .map_err(|e| plot_err(&e))?;
+        }
     }
-    if let Some(joint) = report.joint_upper_bound {
+    if let Some(joint) = reports.iter().find_map(|r| r.joint_upper_bound) {
         chart
             .draw_series(LineSeries::new(
                 vec![(x_min, joint), (x_max, joint)],
                 BLACK.stroke_width(1),
             ))
-            .map_err(|e| anyhow!("{e}"))?
+            .map_err(|e| plot_err(&e))?
             .label("joint upper bound")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK));
     }
@@ -949,8 +1135,8 @@ fn plot_accuracy(path: &Path, report: &ProtocolReport) -> Result<()> {
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()
-        .map_err(|e| anyhow!("{e}"))?;
-    root.present().map_err(|e| anyhow!("{e}"))?;
+        .map_err(|e| plot_err(&e))?;
+    root.present().map_err(|e| plot_err(&e))?;
     Ok(())
 }
 
@@ -1188,7 +1374,10 @@ fn predict(args: PredictArgs, ui: Ui) -> Result<()> {
     }
     let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
     let x = ndarray::concatenate(Axis(0), &views)?;
-    let predictions = learner.predict(x.view(), args.classifier.into(), args.top_k)?;
+    let classifier = args
+        .classifier
+        .map_or(learner.classifiers()[0], Classifier::from);
+    let predictions = learner.predict(x.view(), classifier, args.top_k)?;
 
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -1253,7 +1442,8 @@ fn eval(args: EvalArgs, ui: Ui) -> Result<()> {
     let x = cache.features.select(Axis(0), &rows);
     let mut results = serde_json::Map::new();
     let mut out = std::io::stdout().lock();
-    for (name, by) in [("nme", Classifier::Nme), ("head", Classifier::Head)] {
+    for &by in learner.classifiers() {
+        let name = by.name();
         let predicted: Vec<usize> = learner
             .predict(x.view(), by, 1)?
             .into_iter()
@@ -1341,6 +1531,7 @@ fn info(args: InfoArgs) -> Result<()> {
     let c = learner.config();
     println!("state      {} ({size} bytes)", args.state.display());
     println!("features   {}-d", learner.dim());
+    println!("strategy   {:?}", c.strategy);
     println!(
         "head       hidden {:?}, {} outputs",
         c.hidden,

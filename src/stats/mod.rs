@@ -73,7 +73,8 @@ pub use ncm::Ncm;
 pub use ridge::{Ridge, RidgeConfig};
 pub use slda::{Slda, SldaConfig};
 
-use ndarray::ArrayView2;
+use ndarray::{Array2, ArrayView2};
+use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
@@ -213,5 +214,62 @@ mod tests {
             check_step("t", x.view(), 2, &[0], 0),
             Err(Error::InvalidLabel(_))
         ));
+    }
+}
+
+/// One of the statistics-based learners, as a [`crate::Learner`] holds it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum StatsModel {
+    /// Streaming linear discriminant analysis.
+    Slda(Slda),
+    /// Ridge-regression classifier.
+    Ridge(Ridge),
+    /// Nearest class mean on all data.
+    Ncm(Ncm),
+}
+
+impl StatsModel {
+    /// Adds a step's samples and re-solves; see each learner's `update`.
+    ///
+    /// # Errors
+    ///
+    /// As the learner's `update`; the model is unchanged on error.
+    pub fn update(&mut self, x: ArrayView2<'_, f32>, labels: &[usize]) -> Result<()> {
+        match self {
+            StatsModel::Slda(m) => m.update(x, labels),
+            StatsModel::Ridge(m) => m.update(x, labels),
+            StatsModel::Ncm(m) => m.update(x, labels),
+        }
+    }
+
+    /// Scores `(n_batch, n_classes)`, higher meaning more likely.
+    ///
+    /// # Errors
+    ///
+    /// As the learner's `scores`.
+    pub fn scores(&self, x: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
+        match self {
+            StatsModel::Slda(m) => m.scores(x),
+            StatsModel::Ridge(m) => m.scores(x),
+            StatsModel::Ncm(m) => m.scores(x),
+        }
+    }
+
+    /// Number of classes seen.
+    pub fn n_classes(&self) -> usize {
+        match self {
+            StatsModel::Slda(m) => m.n_classes(),
+            StatsModel::Ridge(m) => m.n_classes(),
+            StatsModel::Ncm(m) => m.n_classes(),
+        }
+    }
+
+    /// Feature dimension.
+    pub fn dim(&self) -> usize {
+        match self {
+            StatsModel::Slda(m) => m.dim(),
+            StatsModel::Ridge(m) => m.dim(),
+            StatsModel::Ncm(m) => m.dim(),
+        }
     }
 }
