@@ -443,16 +443,17 @@ impl Learner {
             y.push(c);
         }
         let n_classes = classes.len();
+        let refreshed: Vec<String> = step_classes
+            .iter()
+            .filter(|&&c| c < n_old)
+            .map(|&c| classes[c].clone())
+            .collect();
         if let Some(stats) = &mut self.stats {
             // One pass into the running sums, then one solve; unchanged on error.
             stats.update(x, &y)?;
             let report = StepReport {
                 new_classes: classes[n_old..].to_vec(),
-                refreshed_classes: step_classes
-                    .iter()
-                    .filter(|&&c| c < n_old)
-                    .map(|&c| classes[c].clone())
-                    .collect(),
+                refreshed_classes: refreshed,
                 samples: n,
                 exemplars: 0,
                 epochs: 0,
@@ -555,11 +556,7 @@ impl Learner {
         // Commit.
         let report = StepReport {
             new_classes: classes[n_old..].to_vec(),
-            refreshed_classes: step_classes
-                .iter()
-                .filter(|&&c| c < n_old)
-                .map(|&c| classes[c].clone())
-                .collect(),
+            refreshed_classes: refreshed,
             samples: n,
             exemplars: exemplars.iter().map(Vec::len).sum(),
             epochs: self.config.epochs,
