@@ -4,7 +4,7 @@
 use continual::Error;
 use continual::stats::{Ncm, Ridge, RidgeConfig, Slda, SldaConfig};
 use faer::prelude::SolveLstsq;
-use ndarray::{Array1, Array2, ArrayView2, Axis, s};
+use ndarray::{Array1, Array2, ArrayView2, Axis};
 use ndarray_rand::RandomExt;
 use ndarray_rand::rand::SeedableRng;
 use ndarray_rand::rand::seq::SliceRandom;
@@ -690,48 +690,4 @@ fn bad_input_is_an_error_and_leaves_the_learner_unchanged() {
     check(Slda::new(4, SldaConfig::default()).unwrap());
     check(Ridge::new(4, RidgeConfig::default()).unwrap());
     check(Ncm::new(4).unwrap());
-}
-
-/// Times one update (accumulation + solve) of a fresh learner at the sizes of the module
-/// documentation, best of three. Run with
-/// `cargo test --release --test stats -- --ignored --nocapture timings`.
-#[test]
-#[ignore = "timing, not a check"]
-fn timings() {
-    fn best_of_3(mut f: impl FnMut()) -> std::time::Duration {
-        (0..3)
-            .map(|_| {
-                let start = std::time::Instant::now();
-                f();
-                start.elapsed()
-            })
-            .min()
-            .unwrap()
-    }
-    for (dim, n, n_classes) in [(256, 6000, 100), (4096, 1000, 100)] {
-        let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let x = Array2::random_using((n, dim), Normal::new(0.0_f32, 1.0).unwrap(), &mut rng);
-        let labels: Vec<usize> = (0..n).map(|i| i % n_classes).collect();
-        let slda = best_of_3(|| {
-            let mut slda = Slda::new(dim, SldaConfig::default()).unwrap();
-            slda.update(x.view(), &labels).unwrap();
-        });
-        let ridge = best_of_3(|| {
-            let mut ridge = Ridge::new(dim, RidgeConfig::default()).unwrap();
-            ridge.update(x.view(), &labels).unwrap();
-        });
-        let ncm = best_of_3(|| {
-            let mut ncm = Ncm::new(dim).unwrap();
-            ncm.update(x.view(), &labels).unwrap();
-        });
-        let mut learner = Slda::new(dim, SldaConfig::default()).unwrap();
-        learner.update(x.view(), &labels).unwrap();
-        let scores = best_of_3(|| {
-            learner.scores(x.slice(s![..1000, ..])).unwrap();
-        });
-        println!(
-            "dim {dim}, n {n}, {n_classes} classes: update slda {slda:?}, ridge {ridge:?}, \
-             ncm {ncm:?}; slda scores of 1000 samples {scores:?}"
-        );
-    }
 }

@@ -55,8 +55,8 @@
 //! statistics, the updated copy that replaces them only if the solve succeeds, and the
 //! matrix being factorised). Time: an update costs `n_batch · dim²` for the scatter
 //! plus `dim³ / 3` for the Cholesky factorisation. Measured in the test profile on one
-//! core of an AMD EPYC (2-core virtual machine, other work running; the `timings` test
-//! in `tests/stats.rs`), one update of a fresh learner with 100 classes:
+//! core of an AMD EPYC (2-core virtual machine, other work running; `cargo bench --bench
+//! stats` measures the same), one update of a fresh learner with 100 classes:
 //!
 //! | `dim` | `n_batch` | SLDA | ridge | NCM | scores of 1000 samples |
 //! |---|---|---|---|---|---|
