@@ -38,7 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let paths: Vec<String> = images.iter().map(|p| p.display().to_string()).collect();
     let report = learner.learn(features.view(), &labels, Some(&paths))?;
     println!(
-        "learned {:?} from {} images in {:.2} s; the learner knows {} classes",
+        "learned {:?} from {} image(s) in {:.2} s; the learner knows {} class(es)",
         class,
         report.samples,
         report.seconds,

@@ -430,11 +430,40 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of our output went away (`continual demo | head`): nothing
+        // is wrong with the run, so stop quietly.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_line(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes on one line, each cause once: library errors already
+/// name their cause in their own message (`path: reason`), so a cause whose text
+/// is already on the line is not repeated.
+fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
@@ -1086,6 +1115,7 @@ fn plot_accuracy(path: &Path, reports: &[ProtocolReport]) -> Result<()> {
     chart
         .configure_mesh()
         .x_desc("classes seen")
+        .x_label_formatter(&|x| format!("{x:.0}"))
         .y_desc("accuracy")
         .draw()
         .map_err(|e| plot_err(&e))?;
@@ -1531,7 +1561,7 @@ fn info(args: InfoArgs) -> Result<()> {
     let c = learner.config();
     println!("state      {} ({size} bytes)", args.state.display());
     println!("features   {}-d", learner.dim());
-    println!("strategy   {:?}", c.strategy);
+    println!("strategy   {}", c.strategy.name());
     println!(
         "head       hidden {:?}, {} outputs",
         c.hidden,
@@ -1552,7 +1582,7 @@ fn info(args: InfoArgs) -> Result<()> {
         c.epochs, c.batch_size, c.seed
     );
     for (key, value) in learner.metadata() {
-        println!("{key:<10} {value}");
+        println!("metadata   {key}: {value}");
     }
     println!("classes (exemplars):");
     for (class, n) in learner.classes().iter().zip(&counts) {
