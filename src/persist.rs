@@ -12,6 +12,18 @@
 //!
 //! The header lets the codec change later behind a new version number, and the
 //! checksum turns any corruption into a clear error before decoding begins.
+//!
+//! # Crashes
+//!
+//! [`save`] writes `.<name>.tmp-<pid>` beside the target, flushes it to disk,
+//! renames it over the target and flushes the directory, so the file under the
+//! real name is always a complete state: the old one or the new one. A crash
+//! before the rename leaves the temporary file behind. [`load`] never reads
+//! temporary files, so a stale one is ignored; the next [`save`] to the same
+//! path removes every `.<name>.tmp-*` it finds before writing its own. Two
+//! processes saving to the same path at the same time are therefore not
+//! supported: one of them may fail with an I/O error (the file under the real
+//! name stays complete).
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -139,7 +151,9 @@ pub fn load<T: DeserializeOwned>(path: &Path) -> Result<T> {
     decode(path, &bytes)
 }
 
-/// Writes `bytes` to `path` through a temporary sibling and a rename.
+/// Writes `bytes` to `path` through a temporary sibling and a rename, after
+/// removing temporary files that earlier, interrupted writes left (see the
+/// module doc).
 ///
 /// # Errors
 ///
@@ -152,11 +166,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
+    let prefix = temp_prefix(&name.to_string_lossy());
+    let tmp = dir.join(format!("{prefix}{}", std::process::id()));
+    remove_stale_temps(&dir, &prefix);
 
     let written = (|| {
         let mut file = File::create(&tmp)?;
@@ -177,6 +189,33 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// The name of a temporary file for target `name`, without the process id.
+fn temp_prefix(name: &str) -> String {
+    format!(".{name}.tmp-")
+}
+
+/// Removes the files in `dir` whose names start with `prefix`: temporary files of
+/// writes that were killed before their rename. Best effort: a file that cannot be
+/// listed or removed stays, and never fails the save.
+fn remove_stale_temps(dir: &Path, prefix: &str) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let stale = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(prefix));
+        if stale && entry.file_type().is_ok_and(|t| t.is_file()) {
+            let path = entry.path();
+            match fs::remove_file(&path) {
+                Ok(()) => tracing::debug!(path = %path.display(), "stale temporary file removed"),
+                Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot remove a stale temporary file"),
+            }
+        }
+    }
 }
 
 fn state_error(path: &Path, reason: impl Into<String>) -> Error {
