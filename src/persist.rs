@@ -212,7 +212,9 @@ fn remove_stale_temps(dir: &Path, prefix: &str) {
             let path = entry.path();
             match fs::remove_file(&path) {
                 Ok(()) => tracing::debug!(path = %path.display(), "stale temporary file removed"),
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot remove a stale temporary file"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot remove a stale temporary file")
+                }
             }
         }
     }

@@ -176,7 +176,11 @@ fn images_with_alpha_or_16_bits_give_the_gray_features() {
         let diff = (&features.row(row) - &features.row(0))
             .iter()
             .fold(0.0f32, |m, v| m.max(v.abs()));
-        assert!(diff < 1e-5, "{}: max difference {diff}", paths[row].display());
+        assert!(
+            diff < 1e-5,
+            "{}: max difference {diff}",
+            paths[row].display()
+        );
     }
 }
 
@@ -253,7 +257,10 @@ fn caches_with_mismatched_dimensions_are_refused() {
     let path = dir.path().join("label.npz");
     write_cache(&path, &Array2::ones((2, 4)), &[0, 5], &["a", "b"]);
     let (_, message) = cache_error(&path);
-    assert!(message.contains("label 5 at row 1 has no class name"), "{message}");
+    assert!(
+        message.contains("label 5 at row 1 has no class name"),
+        "{message}"
+    );
 
     // Features as a vector instead of a matrix.
     let path = dir.path().join("rank.npz");
@@ -302,5 +309,8 @@ fn gzipped_idx_that_expands_past_its_header_is_refused_without_reading_it_all() 
     assert!(matches!(err, Error::Data { .. }), "{message}");
     assert!(message.contains("bomb-idx3-ubyte.gz"), "{message}");
     assert!(message.contains("holds more"), "{message}");
-    assert!(started.elapsed().as_secs() < 2, "stops after the declared size");
+    assert!(
+        started.elapsed().as_secs() < 2,
+        "stops after the declared size"
+    );
 }

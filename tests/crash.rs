@@ -7,14 +7,17 @@
 //! `CONTINUAL_CRASH_SAVER` naming the state file: its one test then saves two
 //! large states in turn until it is killed with `SIGKILL`.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use continual::{Classifier, Learner, LearnerConfig};
 use ndarray::Array2;
 
 const SAVER_ENV: &str = "CONTINUAL_CRASH_SAVER";
+/// What the saver prints once its first save is done.
+const READY: &str = "crash-saver: saving";
 
 /// Size of the metadata blob that makes each state a few megabytes, so that a
 /// save takes long enough to be killed in the middle of.
@@ -58,7 +61,10 @@ fn saver_child() {
         return;
     };
     let states = [big_learner('a'), big_learner('b')];
-    for k in 0.. {
+    states[0].save(&path).expect("child saves");
+    // Tells the parent that saving is under way, so its delays count from here.
+    println!("{READY}");
+    for k in 1.. {
         states[k % 2].save(&path).expect("child saves");
     }
 }
@@ -67,10 +73,25 @@ fn spawn_saver(path: &Path) -> std::process::Child {
     Command::new(std::env::current_exe().expect("test binary path"))
         .args(["--exact", "saver_child", "--nocapture", "--test-threads=1"])
         .env(SAVER_ENV, path)
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("spawns the saver")
+}
+
+/// Reads the child's output until it says it is saving.
+fn wait_for_saving(child: &mut std::process::Child) {
+    let stdout = child.stdout.as_mut().expect("piped stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    loop {
+        let line = lines
+            .next()
+            .expect("the saver says it is saving before it exits")
+            .expect("reads the saver's output");
+        if line.contains(READY) {
+            return;
+        }
+    }
 }
 
 #[test]
@@ -98,8 +119,9 @@ fn killed_saves_leave_a_complete_old_or_new_state() {
     let kills = 24;
     for k in 0..kills {
         let mut child = spawn_saver(&path);
-        // Process start-up, then a point spread over two save durations.
-        let delay = Duration::from_millis(30) + save_time * 2 * k / kills;
+        wait_for_saving(&mut child);
+        // A point spread over two save durations after the child's first save.
+        let delay = save_time * 2 * k / kills;
         std::thread::sleep(delay);
         child.kill().expect("kills the saver"); // SIGKILL on Unix.
         child.wait().expect("reaps the saver");
@@ -174,7 +196,9 @@ fn a_failed_save_leaves_the_old_state_and_no_temporary_file() {
     let blocked = dir.path().join("blocked");
     std::fs::create_dir(&blocked).expect("creates");
     std::fs::write(blocked.join("inside"), b"keeps the directory non-empty").expect("writes");
-    let err = learner.save(&blocked).expect_err("cannot replace a directory");
+    let err = learner
+        .save(&blocked)
+        .expect_err("cannot replace a directory");
     assert!(err.to_string().contains("blocked"), "{err}");
     assert_eq!(temp_files(dir.path()), Vec::<PathBuf>::new());
     assert_eq!(std::fs::read(&path).expect("reads"), saved);

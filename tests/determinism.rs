@@ -120,7 +120,11 @@ fn learning_does_not_depend_on_the_thread_pool_size() {
                 pool.install(|| trained_state(strategy.clone(), dir.path()))
             })
             .collect();
-        assert!(states[0] == states[1], "{}: 1 and 2 threads differ", strategy.name());
+        assert!(
+            states[0] == states[1],
+            "{}: 1 and 2 threads differ",
+            strategy.name()
+        );
     }
 }
 
@@ -146,7 +150,11 @@ fn a_learner_read_from_several_threads_answers_as_from_one() {
             .map(|x| {
                 s.spawn(move || {
                     (0..20)
-                        .map(|_| learner_ref.scores(x.view(), Classifier::Nme).expect("scores"))
+                        .map(|_| {
+                            learner_ref
+                                .scores(x.view(), Classifier::Nme)
+                                .expect("scores")
+                        })
                         .last()
                         .expect("ran")
                 })
@@ -245,14 +253,13 @@ fn extraction_is_repeatable_and_thread_count_changes_it_at_most_by_rounding() {
     let first = one.extract_gray(images.view()).expect("extracts");
     let again = one.extract_gray(images.view()).expect("extracts");
     assert_eq!(first, again, "one session, same input, same features");
-    let reopened = open(Some(1))
-        .extract_gray(images.view())
-        .expect("extracts");
-    assert_eq!(first, reopened, "a new session with one thread gives the same");
+    let reopened = open(Some(1)).extract_gray(images.view()).expect("extracts");
+    assert_eq!(
+        first, reopened,
+        "a new session with one thread gives the same"
+    );
 
-    let two = open(Some(2))
-        .extract_gray(images.view())
-        .expect("extracts");
+    let two = open(Some(2)).extract_gray(images.view()).expect("extracts");
     let scale = first.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     let diff = max_abs_diff(&first, &two);
     eprintln!("1 vs 2 intra-op threads: max |difference| {diff:e} (largest feature {scale})");

@@ -1,6 +1,6 @@
 //! Long runs: a hundred one-class steps keep the state size within the bound the
 //! memory budget implies and the step time growing no faster than the class count;
-//! a thousand extraction calls (ten thousand by hand) with changing batch sizes
+//! eight hundred extraction calls (ten thousand by hand) with changing batch sizes
 //! keep resident memory bounded after warm-up. Needs
 //! the ONNX Runtime library (`scripts/setup.sh`). The figures are printed
 //! (`--nocapture`) and recorded in the README's Reliability section.

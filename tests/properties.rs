@@ -36,15 +36,17 @@ fn case() -> impl Strategy<Value = Case> {
         prop::collection::vec(step, 1..6),
         any::<u64>(),
     )
-        .prop_map(|(dim, hidden, epochs, memory, strategy, steps, seed)| Case {
-            dim,
-            hidden,
-            epochs,
-            memory,
-            strategy,
-            steps,
-            seed,
-        })
+        .prop_map(
+            |(dim, hidden, epochs, memory, strategy, steps, seed)| Case {
+                dim,
+                hidden,
+                epochs,
+                memory,
+                strategy,
+                steps,
+                seed,
+            },
+        )
 }
 
 /// Deterministic features of class `c`, sample `i`: a class-dependent pattern
@@ -60,7 +62,11 @@ fn features(step: &Step, dim: usize, salt: u64) -> (Array2<f32>, Vec<String>) {
             .wrapping_mul(0x9E37_79B9_7F4A_7C15)
             >> 40;
         let wobble = (h % 1000) as f32 / 1000.0 - 0.5;
-        let centre = if j % 8 == usize::from(c) % dim { 2.0 } else { 0.0 };
+        let centre = if j % 8 == usize::from(c) % dim {
+            2.0
+        } else {
+            0.0
+        };
         centre + 0.3 * wobble
     });
     let labels = rows.iter().map(|&(c, _)| format!("class{c}")).collect();
