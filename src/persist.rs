@@ -120,12 +120,49 @@ pub fn decode<T: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T> {
             "checksum mismatch: the file is corrupted",
         ));
     }
-    let (state, used) = bincode::serde::decode_from_slice(payload, bincode::config::standard())
+    let (state, used) = decode_payload(payload)
         .map_err(|e| state_error(path, format!("cannot decode the state: {e}")))?;
     if used != payload.len() {
         return Err(state_error(path, "payload has trailing bytes"));
     }
     Ok(state)
+}
+
+/// Decodes a payload, refusing any string or byte buffer whose declared length
+/// would take the total past a limit of at most 4× the payload's own length
+/// (payloads up to 1 GiB; larger ones are decoded without a limit).
+///
+/// bincode allocates a string's bytes from its length prefix before reading them;
+/// without a limit a forged prefix (found by fuzzing: a 63-byte payload claiming
+/// 5·10¹⁷ bytes) aborts the process on a failed allocation. Every byte a valid
+/// payload's strings hold is a byte of the payload, so a limit at the payload's
+/// length never refuses one. bincode fixes the limit at compile time, hence the
+/// buckets.
+fn decode_payload<T: DeserializeOwned>(
+    payload: &[u8],
+) -> std::result::Result<(T, usize), bincode::error::DecodeError> {
+    macro_rules! within {
+        ($limit:expr) => {
+            bincode::serde::decode_from_slice(
+                payload,
+                bincode::config::standard().with_limit::<{ $limit }>(),
+            )
+        };
+    }
+    match payload.len() {
+        n if n <= 1 << 12 => within!(1 << 12),
+        n if n <= 1 << 14 => within!(1 << 14),
+        n if n <= 1 << 16 => within!(1 << 16),
+        n if n <= 1 << 18 => within!(1 << 18),
+        n if n <= 1 << 20 => within!(1 << 20),
+        n if n <= 1 << 22 => within!(1 << 22),
+        n if n <= 1 << 24 => within!(1 << 24),
+        n if n <= 1 << 26 => within!(1 << 26),
+        n if n <= 1 << 28 => within!(1 << 28),
+        n if n <= 1 << 30 => within!(1 << 30),
+        // Past 1 GiB the limit is lifted; state files are far smaller.
+        _ => within!(usize::MAX),
+    }
 }
 
 /// Writes `state` to `path` atomically: a temporary file in the same directory

@@ -62,3 +62,19 @@ fn idx_inputs_parse_or_fail_cleanly() {
         let _ = read_idx_labels(&file);
     }
 }
+
+/// Found by `cargo fuzz run load_state`: a 63-byte payload whose class-name
+/// length prefix claims 5·10¹⁷ bytes aborted the process on the allocation.
+#[test]
+fn forged_string_length_is_refused_not_allocated() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/regressions/load_state/string_length_prefix_oom");
+    let payload = std::fs::read(&file).expect("reads");
+    let mut framed = MAGIC.to_vec();
+    framed.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    framed.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    framed.extend_from_slice(&Sha256::digest(&payload));
+    framed.extend_from_slice(&payload);
+    let err = Learner::decode(&file, &framed).expect_err("refused");
+    assert!(err.to_string().contains("cannot decode the state"), "{err}");
+}
