@@ -149,14 +149,17 @@ fn a_learner_read_from_several_threads_answers_as_from_one() {
             .iter()
             .map(|x| {
                 s.spawn(move || {
-                    (0..20)
-                        .map(|_| {
-                            learner_ref
-                                .scores(x.view(), Classifier::Nme)
-                                .expect("scores")
-                        })
-                        .last()
-                        .expect("ran")
+                    // Many reads, each compared, so that reads overlap across threads.
+                    let first = learner_ref
+                        .scores(x.view(), Classifier::Nme)
+                        .expect("scores");
+                    for _ in 0..20 {
+                        let again = learner_ref
+                            .scores(x.view(), Classifier::Nme)
+                            .expect("scores");
+                        assert_eq!(again, first);
+                    }
+                    first
                 })
             })
             .collect();
