@@ -196,7 +196,7 @@ mod tests {
 
     #[test]
     fn an_explicit_test_split_is_kept() {
-        let data = train_test(&cache(vec![0, 1, 0, 1], vec![0, 0, 1, 1]), 0.5, 0).unwrap();
+        let data = train_test(&cache(vec![0, 1, 0, 1], vec![0, 0, 1, 1]), 0.5, 0).expect("valid");
         assert_eq!(data.train.labels, [0, 1]);
         assert_eq!(data.test.labels, [0, 1]);
         assert_eq!(data.test.x.row(0).to_vec(), [4.0, 5.0]);
@@ -206,7 +206,7 @@ mod tests {
     fn without_a_split_each_class_is_held_out_by_fraction() {
         // 10 samples of a, 4 of b; a quarter held out: round(2.5) = 3 of a, 1 of b.
         let labels = [vec![0; 10], vec![1; 4]].concat();
-        let data = train_test(&cache(labels, vec![0; 14]), 0.25, 7).unwrap();
+        let data = train_test(&cache(labels, vec![0; 14]), 0.25, 7).expect("valid");
         let count = |s: &Split, c| s.labels.iter().filter(|&&l| l == c).count();
         assert_eq!((count(&data.test, 0), count(&data.test, 1)), (3, 1));
         assert_eq!((count(&data.train, 0), count(&data.train, 1)), (7, 3));

@@ -440,21 +440,27 @@ mod tests {
 
     #[test]
     fn step_sizes_from_increments_or_a_fixed_step() {
-        assert_eq!(step_sizes(10, 5, &[2, 2, 1], None).unwrap(), [5, 2, 2, 1]);
-        assert_eq!(step_sizes(10, 4, &[], Some(4)).unwrap(), [4, 4, 2]);
-        assert_eq!(step_sizes(10, 10, &[], None).unwrap(), [10]);
+        assert_eq!(
+            step_sizes(10, 5, &[2, 2, 1], None).expect("valid"),
+            [5, 2, 2, 1]
+        );
+        assert_eq!(step_sizes(10, 4, &[], Some(4)).expect("valid"), [4, 4, 2]);
+        assert_eq!(step_sizes(10, 10, &[], None).expect("valid"), [10]);
         assert!(step_sizes(10, 5, &[2, 2], None).is_err());
         assert!(step_sizes(10, 0, &[5, 5], None).is_err());
     }
 
     #[test]
     fn class_order_is_a_seeded_permutation_or_the_given_one() {
-        let a = class_order(10, None, 1).unwrap();
-        assert_eq!(a, class_order(10, None, 1).unwrap());
+        let a = class_order(10, None, 1).expect("valid");
+        assert_eq!(a, class_order(10, None, 1).expect("valid"));
         let mut sorted = a.clone();
         sorted.sort_unstable();
         assert_eq!(sorted, (0..10).collect::<Vec<_>>());
-        assert_eq!(class_order(3, Some(&[2, 0, 1]), 0).unwrap(), [2, 0, 1]);
+        assert_eq!(
+            class_order(3, Some(&[2, 0, 1]), 0).expect("valid"),
+            [2, 0, 1]
+        );
         assert!(class_order(3, Some(&[2, 2, 1]), 0).is_err());
         assert!(class_order(3, Some(&[3]), 0).is_err());
     }

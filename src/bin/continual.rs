@@ -506,7 +506,6 @@ fn open_extractor(args: &ModelArgs, model: &Path) -> Result<Extractor> {
         intra_threads: args.threads,
         batch_size: args.batch_size,
         skip_bad_images: args.skip_bad,
-        ..ExtractorOptions::default()
     };
     let extractor = Extractor::open(model, spec, options)?;
     Ok(extractor)
@@ -1179,15 +1178,16 @@ fn state_model(learner: Option<&Learner>) -> PathBuf {
 
 /// Refuses features from a model other than the one the state was learned with.
 fn check_same_model(learner: &Learner, state: &Path, cache: &FeatureCache) -> Result<()> {
-    if let Some(sha) = learner.metadata().get(META_SHA) {
-        if !cache.model_sha256.is_empty() && *sha != cache.model_sha256 {
-            bail!(
-                "{} was learned with model sha256 {sha}, but these features come from sha256 {}; \
-                 use the same model (--model)",
-                state.display(),
-                cache.model_sha256
-            );
-        }
+    if let Some(sha) = learner.metadata().get(META_SHA)
+        && !cache.model_sha256.is_empty()
+        && *sha != cache.model_sha256
+    {
+        bail!(
+            "{} was learned with model sha256 {sha}, but these features come from sha256 {}; \
+             use the same model (--model)",
+            state.display(),
+            cache.model_sha256
+        );
     }
     Ok(())
 }
@@ -1346,15 +1346,15 @@ fn predict(args: PredictArgs, ui: Ui) -> Result<()> {
             .clone()
             .unwrap_or_else(|| state_model(Some(&learner)));
         let mut extractor = open_extractor(&args.model, &model)?;
-        if let Some(sha) = learner.metadata().get(META_SHA) {
-            if sha != extractor.model_sha256() {
-                bail!(
-                    "{} was learned with model sha256 {sha}, but {} has sha256 {}",
-                    args.state.display(),
-                    model.display(),
-                    extractor.model_sha256()
-                );
-            }
+        if let Some(sha) = learner.metadata().get(META_SHA)
+            && sha != extractor.model_sha256()
+        {
+            bail!(
+                "{} was learned with model sha256 {sha}, but {} has sha256 {}",
+                args.state.display(),
+                model.display(),
+                extractor.model_sha256()
+            );
         }
         let bar = ui.bar(files.len(), "extracting");
         let extracted = extractor.extract_files(&files, &mut |done, _| {
