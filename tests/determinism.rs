@@ -317,3 +317,29 @@ fn one_extractor_shared_by_threads_gives_the_sequential_features() {
     });
     assert_eq!(per_thread, sequential);
 }
+
+#[test]
+fn image_files_decoded_on_one_or_two_threads_give_the_same_features() {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(root().join("tests/data/images"))
+        .expect("fixture images")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    paths.sort();
+    let mut extractor = open(Some(1));
+    let features: Vec<Array2<f32>> = [1, 2]
+        .iter()
+        .map(|&threads| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("pool");
+            pool.install(|| {
+                extractor
+                    .extract_files(&paths, &mut |_, _| {})
+                    .expect("extracts")
+                    .features
+            })
+        })
+        .collect();
+    assert_eq!(features[0], features[1]);
+}
