@@ -800,13 +800,25 @@ impl Learner {
     /// internally inconsistent.
     pub fn load(path: impl AsRef<Path>) -> Result<Learner> {
         let path = path.as_ref();
-        let state: State = persist::load(path)?;
-        let learner = state.into_learner().map_err(|reason| Error::StateFile {
-            path: path.to_owned(),
-            reason: format!("inconsistent state: {reason}"),
-        })?;
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let learner = Learner::decode(path, &bytes)?;
         info!(path = %path.display(), classes = learner.classes.len(), "state loaded");
         Ok(learner)
+    }
+
+    /// Decodes the bytes of a state file (what [`Learner::save`] writes) that an
+    /// application read itself; `path` only names the source in errors.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::StateFile`] naming `path`, as [`Learner::load`].
+    pub fn decode(path: impl AsRef<Path>, bytes: &[u8]) -> Result<Learner> {
+        let path = path.as_ref();
+        let state: State = persist::decode(path, bytes)?;
+        state.into_learner().map_err(|reason| Error::StateFile {
+            path: path.to_owned(),
+            reason: format!("inconsistent state: {reason}"),
+        })
     }
 
     fn check_features(&self, op: &'static str, x: ArrayView2<f32>) -> Result<()> {

@@ -12,6 +12,18 @@
 //!
 //! The header lets the codec change later behind a new version number, and the
 //! checksum turns any corruption into a clear error before decoding begins.
+//!
+//! # Crashes
+//!
+//! [`save`] writes `.<name>.tmp-<pid>` beside the target, flushes it to disk,
+//! renames it over the target and flushes the directory, so the file under the
+//! real name is always a complete state: the old one or the new one. A crash
+//! before the rename leaves the temporary file behind. [`load`] never reads
+//! temporary files, so a stale one is ignored; the next [`save`] to the same
+//! path removes every `.<name>.tmp-*` it finds before writing its own. Two
+//! processes saving to the same path at the same time are therefore not
+//! supported: one of them may fail with an I/O error (the file under the real
+//! name stays complete).
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -108,12 +120,49 @@ pub fn decode<T: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T> {
             "checksum mismatch: the file is corrupted",
         ));
     }
-    let (state, used) = bincode::serde::decode_from_slice(payload, bincode::config::standard())
+    let (state, used) = decode_payload(payload)
         .map_err(|e| state_error(path, format!("cannot decode the state: {e}")))?;
     if used != payload.len() {
         return Err(state_error(path, "payload has trailing bytes"));
     }
     Ok(state)
+}
+
+/// Decodes a payload, refusing any string or byte buffer whose declared length
+/// would take the total past a limit of at most 4× the payload's own length
+/// (payloads up to 1 GiB; larger ones are decoded without a limit).
+///
+/// bincode allocates a string's bytes from its length prefix before reading them;
+/// without a limit a forged prefix (found by fuzzing: a 63-byte payload claiming
+/// 5·10¹⁷ bytes) aborts the process on a failed allocation. Every byte a valid
+/// payload's strings hold is a byte of the payload, so a limit at the payload's
+/// length never refuses one. bincode fixes the limit at compile time, hence the
+/// buckets.
+fn decode_payload<T: DeserializeOwned>(
+    payload: &[u8],
+) -> std::result::Result<(T, usize), bincode::error::DecodeError> {
+    macro_rules! within {
+        ($limit:expr) => {
+            bincode::serde::decode_from_slice(
+                payload,
+                bincode::config::standard().with_limit::<{ $limit }>(),
+            )
+        };
+    }
+    match payload.len() {
+        n if n <= 1 << 12 => within!(1 << 12),
+        n if n <= 1 << 14 => within!(1 << 14),
+        n if n <= 1 << 16 => within!(1 << 16),
+        n if n <= 1 << 18 => within!(1 << 18),
+        n if n <= 1 << 20 => within!(1 << 20),
+        n if n <= 1 << 22 => within!(1 << 22),
+        n if n <= 1 << 24 => within!(1 << 24),
+        n if n <= 1 << 26 => within!(1 << 26),
+        n if n <= 1 << 28 => within!(1 << 28),
+        n if n <= 1 << 30 => within!(1 << 30),
+        // Past 1 GiB the limit is lifted; state files are far smaller.
+        _ => within!(usize::MAX),
+    }
 }
 
 /// Writes `state` to `path` atomically: a temporary file in the same directory
@@ -139,7 +188,9 @@ pub fn load<T: DeserializeOwned>(path: &Path) -> Result<T> {
     decode(path, &bytes)
 }
 
-/// Writes `bytes` to `path` through a temporary sibling and a rename.
+/// Writes `bytes` to `path` through a temporary sibling and a rename, after
+/// removing temporary files that earlier, interrupted writes left (see the
+/// module doc).
 ///
 /// # Errors
 ///
@@ -152,11 +203,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
+    let prefix = temp_prefix(&name.to_string_lossy());
+    let tmp = dir.join(format!("{prefix}{}", std::process::id()));
+    remove_stale_temps(&dir, &prefix);
 
     let written = (|| {
         let mut file = File::create(&tmp)?;
@@ -177,6 +226,35 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// The name of a temporary file for target `name`, without the process id.
+fn temp_prefix(name: &str) -> String {
+    format!(".{name}.tmp-")
+}
+
+/// Removes the files in `dir` whose names start with `prefix`: temporary files of
+/// writes that were killed before their rename. Best effort: a file that cannot be
+/// listed or removed stays, and never fails the save.
+fn remove_stale_temps(dir: &Path, prefix: &str) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let stale = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(prefix));
+        if stale && entry.file_type().is_ok_and(|t| t.is_file()) {
+            let path = entry.path();
+            match fs::remove_file(&path) {
+                Ok(()) => tracing::debug!(path = %path.display(), "stale temporary file removed"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot remove a stale temporary file")
+                }
+            }
+        }
+    }
 }
 
 fn state_error(path: &Path, reason: impl Into<String>) -> Error {

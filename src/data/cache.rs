@@ -12,7 +12,7 @@
 //!
 //! From Python: `z = np.load(path); meta = json.loads(bytes(z["meta"]))`.
 
-use std::io::{BufWriter, Write};
+use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use ndarray::{Array1, Array2, Axis, concatenate};
@@ -273,8 +273,8 @@ impl FeatureCache {
         })
     }
 
-    /// Writes the cache to `path` atomically (a temporary file in the same folder,
-    /// then a rename), so a reader never sees a partial file.
+    /// Writes the cache to `path` atomically, as state files are written (see
+    /// [`crate::persist`]), so a reader never sees a partial file.
     ///
     /// # Errors
     ///
@@ -297,37 +297,27 @@ impl FeatureCache {
         let labels: Array1<i64> = self.labels.iter().map(|&l| l as i64).collect();
         let split = Array1::from(self.split.clone());
 
-        let file_name = path
-            .file_name()
-            .ok_or_else(|| Error::Data {
+        if path.file_name().is_none() {
+            return Err(Error::Data {
                 path: path.to_path_buf(),
                 reason: "not a file path".into(),
-            })?
-            .to_string_lossy();
-        let temp = path.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
-        let write = || -> std::result::Result<(), String> {
-            let file = std::fs::File::create(&temp).map_err(|e| e.to_string())?;
-            let mut npz = NpzWriter::new(BufWriter::new(file));
-            npz.add_array("features", &self.features)
-                .map_err(|e| e.to_string())?;
-            npz.add_array("labels", &labels)
-                .map_err(|e| e.to_string())?;
-            npz.add_array("split", &split).map_err(|e| e.to_string())?;
-            npz.add_array("meta", &Array1::from(meta.clone()))
-                .map_err(|e| e.to_string())?;
-            let mut writer = npz.finish().map_err(|e| e.to_string())?;
-            writer.flush().map_err(|e| e.to_string())?;
-            let file = writer.into_inner().map_err(|e| e.to_string())?;
-            file.sync_all().map_err(|e| e.to_string())
-        };
-        if let Err(reason) = write() {
-            let _ = std::fs::remove_file(&temp);
-            return Err(Error::io(path, std::io::Error::other(reason)));
+            });
         }
-        std::fs::rename(&temp, path).map_err(|e| {
-            let _ = std::fs::remove_file(&temp);
-            Error::io(path, e)
-        })
+        // Built in memory, then written as state files are (`persist::write_atomic`):
+        // a crash leaves the old cache or the new one, never a torn one.
+        let encode = || -> std::result::Result<Vec<u8>, ndarray_npy::WriteNpzError> {
+            let mut npz = NpzWriter::new(Cursor::new(Vec::new()));
+            npz.add_array("features", &self.features)?;
+            npz.add_array("labels", &labels)?;
+            npz.add_array("split", &split)?;
+            npz.add_array("meta", &Array1::from(meta.clone()))?;
+            Ok(npz.finish()?.into_inner())
+        };
+        let bytes = encode().map_err(|e| Error::Data {
+            path: path.to_path_buf(),
+            reason: format!("cannot encode the cache: {e}"),
+        })?;
+        crate::persist::write_atomic(path, &bytes)
     }
 
     /// Reads a cache written by [`save`](Self::save) (or by numpy in the same
@@ -337,8 +327,8 @@ impl FeatureCache {
     ///
     /// [`Error::Io`] when the file cannot be opened; [`Error::Data`] naming the
     /// file when it is not a feature cache of this format, or its arrays disagree
-    /// in length, or a label has no class name; [`Error::NonFinite`] for NaN or
-    /// infinite features.
+    /// in length, or a class name is empty or repeated, or a label has no class
+    /// name; [`Error::NonFinite`] (naming the file) for NaN or infinite features.
     pub fn load(path: &Path) -> Result<FeatureCache> {
         let bad = |reason: String| Error::Data {
             path: path.to_path_buf(),
@@ -376,8 +366,8 @@ impl FeatureCache {
         Ok(cache)
     }
 
-    /// Checks that lengths agree, labels name classes, splits are 0 or 1, and
-    /// features are finite; errors name `path`.
+    /// Checks that lengths agree, class names are non-empty and distinct, labels
+    /// name classes, splits are 0 or 1, and features are finite; errors name `path`.
     fn validate(&self, path: &Path) -> Result<()> {
         let bad = |reason: String| Error::Data {
             path: path.to_path_buf(),
@@ -396,6 +386,17 @@ impl FeatureCache {
                 "{n} feature rows but {} paths",
                 self.paths.len()
             )));
+        }
+        let mut seen = std::collections::HashSet::with_capacity(self.class_names.len());
+        for (index, name) in self.class_names.iter().enumerate() {
+            if name.is_empty() {
+                return Err(bad(format!("class name {index} is empty")));
+            }
+            if !seen.insert(name.as_str()) {
+                return Err(bad(format!(
+                    "class name {name:?} appears twice (again at {index})"
+                )));
+            }
         }
         if let Some((row, &label)) = self
             .labels

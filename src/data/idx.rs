@@ -48,29 +48,45 @@ fn read_idx(path: &Path, rank: usize) -> Result<(Vec<usize>, Vec<u8>)> {
         path: path.to_path_buf(),
         reason,
     };
-    let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut bytes = Vec::new();
-        MultiGzDecoder::new(raw.as_slice())
-            .read_to_end(&mut bytes)
-            .map_err(|e| bad(format!("not a valid gzip file: {e}")))?;
-        bytes
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut file = std::io::BufReader::new(file);
+    let gzipped = std::io::BufRead::fill_buf(&mut file)
+        .map_err(|e| Error::io(path, e))?
+        .starts_with(&[0x1f, 0x8b]);
+    let mut reader: Box<dyn Read> = if gzipped {
+        Box::new(MultiGzDecoder::new(file))
     } else {
-        raw
+        Box::new(file)
+    };
+    // Errors while reading a gzipped file are the file's fault, not the disk's.
+    let read_error = |e: std::io::Error| {
+        if gzipped {
+            bad(format!("not a valid gzip file: {e}"))
+        } else {
+            Error::io(path, e)
+        }
     };
 
-    if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 {
+    // The header first, then no more values than it declares (plus one, to tell a
+    // longer file): a small gzip stream that expands without end cannot exhaust
+    // memory, and no buffer is sized from the header before the data is there.
+    let mut head = Vec::with_capacity(4 + 4 * rank);
+    (&mut reader)
+        .take(4)
+        .read_to_end(&mut head)
+        .map_err(read_error)?;
+    if head.len() < 4 || head[0] != 0 || head[1] != 0 {
         return Err(bad(
             "not an IDX file (it must start with two zero bytes)".into()
         ));
     }
-    if bytes[2] != UBYTE {
+    if head[2] != UBYTE {
         return Err(bad(format!(
             "IDX element type 0x{:02x} is not supported (only unsigned bytes, 0x08)",
-            bytes[2]
+            head[2]
         )));
     }
-    let got_rank = usize::from(bytes[3]);
+    let got_rank = usize::from(head[3]);
     if got_rank != rank {
         let what = if rank == 3 {
             "images (n, rows, cols)"
@@ -82,28 +98,41 @@ fn read_idx(path: &Path, rank: usize) -> Result<(Vec<usize>, Vec<u8>)> {
         )));
     }
     let header = 4 + 4 * rank;
-    if bytes.len() < header {
+    (&mut reader)
+        .take(4 * rank as u64)
+        .read_to_end(&mut head)
+        .map_err(read_error)?;
+    if head.len() < header {
         return Err(bad(format!(
             "truncated IDX header ({} bytes, {header} needed)",
-            bytes.len()
+            head.len()
         )));
     }
-    let dims: Vec<usize> = bytes[4..header]
+    let dims: Vec<usize> = head[4..header]
         .chunks_exact(4)
         .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
         .collect();
     let expected = dims
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .filter(|&n| n < usize::MAX)
         .ok_or_else(|| bad(format!("IDX dimensions {dims:?} overflow")))?;
-    let got = bytes.len() - header;
+    let mut values = Vec::new();
+    reader
+        .take(expected as u64 + 1)
+        .read_to_end(&mut values)
+        .map_err(read_error)?;
+    let got = values.len();
     if got != expected {
+        let got = if got > expected {
+            "more".to_string()
+        } else {
+            got.to_string()
+        };
         return Err(bad(format!(
             "IDX header says {dims:?} = {expected} values, the file holds {got}"
         )));
     }
-    let mut values = bytes;
-    values.drain(..header);
     Ok((dims, values))
 }
 
@@ -258,7 +287,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let cases: Vec<(&str, Vec<u8>, &str)> = vec![
             ("short", idx(&[2, 2, 2], &[0; 7]), "holds 7"),
-            ("long", idx(&[1, 2, 2], &[0; 5]), "holds 5"),
+            ("long", idx(&[1, 2, 2], &[0; 5]), "holds more"),
             ("rank", idx(&[4], &[0; 4]), "1 dimensions"),
             ("type", vec![0, 0, 0x0d, 3, 0, 0, 0, 0], "0x0d"),
             ("magic", b"PK\x03\x04 not idx".to_vec(), "not an IDX file"),

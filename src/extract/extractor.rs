@@ -495,12 +495,27 @@ impl Extractor {
     }
 }
 
-/// Reads and decodes one image file, recognising the format by content. EXIF
-/// orientation is not applied (neither does torchvision's default loader).
+/// Largest width or height of an image file [`Extractor::extract_files`] decodes.
+pub const MAX_IMAGE_SIDE: u32 = 16_384;
+
+/// Most bytes the decoder of one image file may allocate: a 8192×8192 RGBA image
+/// with 16 bits per channel fits, a decompression bomb (a small file declaring a
+/// huge image) is refused before its pixels are allocated. Decoding runs on every
+/// core at once, so the peak is this times the number of cores at worst.
+pub const MAX_IMAGE_ALLOC: u64 = 512 << 20;
+
+/// Reads and decodes one image file, recognising the format by content, within
+/// [`MAX_IMAGE_SIDE`] and [`MAX_IMAGE_ALLOC`]. EXIF orientation is not applied
+/// (neither does torchvision's default loader).
 fn decode(path: &Path) -> std::result::Result<DynamicImage, String> {
-    let reader = image::ImageReader::open(path)
+    let mut reader = image::ImageReader::open(path)
         .and_then(|r| r.with_guessed_format())
         .map_err(|e| format!("cannot read: {e}"))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_IMAGE_ALLOC);
+    reader.limits(limits);
     reader.decode().map_err(|e| format!("cannot decode: {e}"))
 }
 

@@ -15,5 +15,7 @@ mod preprocess;
 pub mod runtime;
 mod spec;
 
-pub use extractor::{Device, Extractor, ExtractorOptions, FileFeatures};
+pub use extractor::{
+    Device, Extractor, ExtractorOptions, FileFeatures, MAX_IMAGE_ALLOC, MAX_IMAGE_SIDE,
+};
 pub use spec::{ColorOrder, Layout, ModelSpec, PRESETS, Resize};
