@@ -78,3 +78,18 @@ fn forged_string_length_is_refused_not_allocated() {
     let err = Learner::decode(&file, &framed).expect_err("refused");
     assert!(err.to_string().contains("cannot decode the state"), "{err}");
 }
+
+/// Found by `cargo fuzz run parse_idx`: an image file whose header declares
+/// dimensions [0, 2³²−1, 2³²−253] holds zero values, as its header says, yet has no
+/// array shape; reading it panicked instead of naming the file.
+#[test]
+fn an_empty_axis_beside_huge_ones_is_refused_not_a_panic() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/regressions/parse_idx/empty_axis_beside_huge_ones");
+    let err = read_idx_images(&file).expect_err("refused");
+    assert!(
+        matches!(&err, continual::Error::Data { path, reason }
+            if path == &file && reason.contains("do not form an array")),
+        "{err}"
+    );
+}

@@ -28,8 +28,12 @@ const UBYTE: u8 = 0x08;
 /// shorter or longer than its header says.
 pub fn read_idx_images(path: &Path) -> Result<Array3<u8>> {
     let (dims, values) = read_idx(path, 3)?;
-    Ok(Array3::from_shape_vec((dims[0], dims[1], dims[2]), values)
-        .expect("read_idx checked the length against the dimensions"))
+    // The length matches the dimensions, but an empty axis beside huge ones (found
+    // by fuzzing: dims [0, 2³²−1, 2³²−253]) still has no array shape: refuse it.
+    Array3::from_shape_vec((dims[0], dims[1], dims[2]), values).map_err(|e| Error::Data {
+        path: path.to_path_buf(),
+        reason: format!("IDX dimensions {dims:?} do not form an array: {e}"),
+    })
 }
 
 /// Reads IDX labels `(n,)` of unsigned bytes, gzipped or not.
