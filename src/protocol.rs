@@ -7,7 +7,7 @@
 //! incremental accuracy, final accuracy, forgetting, and the joint-training upper
 //! bound (a linear head trained on all classes at once on the same features).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use ndarray::{Array2, ArrayView2, Axis};
@@ -379,15 +379,6 @@ pub fn confusion_matrix(predicted: &[usize], truth: &[usize], n_classes: usize) 
         counts[[t, p]] += 1;
     }
     counts
-}
-
-/// Maps class names to their index in `names`.
-pub fn name_index(names: &[String]) -> HashMap<&str, usize> {
-    names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.as_str(), i))
-        .collect()
 }
 
 #[cfg(test)]

@@ -1343,9 +1343,7 @@ fn image_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     for entry in entries {
         if entry.is_dir() {
             image_files(&entry, out)?;
-        } else if entry.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-            continual::data::IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str())
-        }) {
+        } else if continual::data::is_image_file(&entry) {
             out.push(entry);
         }
     }

@@ -60,7 +60,7 @@ pub fn scan_image_folder(dir: &Path) -> Result<ImageFolder> {
     for (label, (name, class_dir)) in classes.into_iter().enumerate() {
         let mut files: Vec<(String, PathBuf)> = list(&class_dir)?
             .into_iter()
-            .filter(|(name, path)| is_image_name(name) && path.is_file())
+            .filter(|(_, path)| is_image_file(path) && path.is_file())
             .collect();
         files.sort();
         if files.is_empty() {
@@ -91,9 +91,9 @@ fn list(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     Ok(entries)
 }
 
-fn is_image_name(name: &str) -> bool {
-    Path::new(name)
-        .extension()
+/// Whether `path` has one of the [`IMAGE_EXTENSIONS`] (any case).
+pub fn is_image_file(path: &Path) -> bool {
+    path.extension()
         .and_then(|ext| ext.to_str())
         .is_some_and(|ext| IMAGE_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()))
 }
@@ -104,9 +104,15 @@ mod tests {
 
     #[test]
     fn extensions_match_in_any_case() {
-        assert!(is_image_name("a.PNG") && is_image_name("b.jpeg") && is_image_name("c.Tif"));
         assert!(
-            !is_image_name("notes.txt") && !is_image_name("png") && !is_image_name("x.png.bak")
+            is_image_file(Path::new("a.PNG"))
+                && is_image_file(Path::new("b.jpeg"))
+                && is_image_file(Path::new("c.Tif"))
+        );
+        assert!(
+            !is_image_file(Path::new("notes.txt"))
+                && !is_image_file(Path::new("png"))
+                && !is_image_file(Path::new("x.png.bak"))
         );
     }
 }

@@ -10,5 +10,5 @@ mod folder;
 mod idx;
 
 pub use cache::{CACHE_FORMAT, FeatureCache, TEST, TRAIN};
-pub use folder::{IMAGE_EXTENSIONS, ImageFolder, scan_image_folder};
+pub use folder::{IMAGE_EXTENSIONS, ImageFolder, is_image_file, scan_image_folder};
 pub use idx::{IdxDataset, load_idx_folder, read_idx_images, read_idx_labels};
