@@ -42,15 +42,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Instant;
 
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{Array1, Array2, ArrayView2, Axis};
 use ndarray_rand::rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::SeedableRng;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
-use crate::head::{Head, Optimizer, OptimizerKind, Schedule};
-use crate::loss::{LossKind, Targets, loss_and_grad, sigmoid, weight_rows};
+use crate::head::{Head, Linear, Optimizer, OptimizerKind, Schedule, train_step};
+use crate::loss::{LossKind, Targets, sigmoid};
 use crate::memory::{self, Exemplar};
 use crate::stats::{Ncm, Ridge, RidgeConfig, Slda, SldaConfig, StatsModel};
 use crate::{Error, Result, persist};
@@ -615,15 +615,18 @@ impl Learner {
                     prev_logits: prev.view(),
                 };
 
-                let forward = head.forward_cached(xb.view());
-                let (loss, mut d_logits) =
-                    loss_and_grad(&cfg.loss, forward.logits.view(), &targets);
-                if let Some(w) = &sample_weights {
-                    let wb: Vec<f32> = batch.iter().map(|&i| w[i]).collect();
-                    weight_rows(&mut d_logits, &wb);
-                }
-                let grads = head.backward(&forward, d_logits.view());
-                optimizer.step(head, &grads, lr);
+                let wb: Option<Vec<f32>> = sample_weights
+                    .as_ref()
+                    .map(|w| batch.iter().map(|&i| w[i]).collect());
+                let loss = train_step(
+                    head,
+                    &mut optimizer,
+                    &cfg.loss,
+                    xb.view(),
+                    &targets,
+                    wb.as_deref(),
+                    lr,
+                );
 
                 total += loss as f64 * batch.len() as f64;
             }
@@ -692,8 +695,16 @@ impl Learner {
             .rows()
             .into_iter()
             .map(|row| {
+                // Higher score first, then lower index: a total order, so selecting
+                // the first `k` and sorting them equals sorting everything.
+                let order = |a: &usize, b: &usize| row[*b].total_cmp(&row[*a]).then(a.cmp(b));
+                let k = top_k.clamp(1, row.len());
                 let mut ranked: Vec<usize> = (0..row.len()).collect();
-                ranked.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+                if k < ranked.len() {
+                    ranked.select_nth_unstable_by(k - 1, order);
+                    ranked.truncate(k);
+                }
+                ranked.sort_by(order);
                 let best = ranked[0];
                 Prediction {
                     index: best,
@@ -775,7 +786,7 @@ impl Learner {
     ///
     /// [`Error::StateFile`] if the state cannot be encoded.
     pub fn encoded_len(&self) -> Result<usize> {
-        Ok(persist::encode(Path::new("(in memory)"), &State::from(self))?.len())
+        Ok(persist::encode(Path::new("(in memory)"), &StateOut::from(self))?.len())
     }
 
     /// Saves the whole learner to `path` atomically (see [`crate::persist`]).
@@ -786,7 +797,7 @@ impl Learner {
     /// state cannot be encoded.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        persist::save(path, &State::from(self))?;
+        persist::save(path, &StateOut::from(self))?;
         info!(path = %path.display(), classes = self.classes.len(), "state saved");
         Ok(())
     }
@@ -800,8 +811,16 @@ impl Learner {
     /// internally inconsistent.
     pub fn load(path: impl AsRef<Path>) -> Result<Learner> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let learner = Learner::decode(path, &bytes)?;
+        // Streams the file through the checksum into the decoder: the file's
+        // bytes are never held whole.
+        let parts = persist::load_versioned(path, 1, |version, reader, len| {
+            if version == 1 {
+                persist::decode_reader::<Parts>(reader, len)
+            } else {
+                persist::decode_reader::<State>(reader, len)?.into_parts()
+            }
+        })?;
+        let learner = Parts::checked(path, parts)?;
         info!(path = %path.display(), classes = learner.classes.len(), "state loaded");
         Ok(learner)
     }
@@ -814,11 +833,14 @@ impl Learner {
     /// [`Error::StateFile`] naming `path`, as [`Learner::load`].
     pub fn decode(path: impl AsRef<Path>, bytes: &[u8]) -> Result<Learner> {
         let path = path.as_ref();
-        let state: State = persist::decode(path, bytes)?;
-        state.into_learner().map_err(|reason| Error::StateFile {
-            path: path.to_owned(),
-            reason: format!("inconsistent state: {reason}"),
-        })
+        let parts = persist::decode_versioned(path, bytes, 1, |version, payload| {
+            if version == 1 {
+                persist::decode_payload::<Parts>(payload)
+            } else {
+                persist::decode_payload::<State>(payload)?.into_parts()
+            }
+        })?;
+        Parts::checked(path, parts)
     }
 
     fn check_features(&self, op: &'static str, x: ArrayView2<f32>) -> Result<()> {
@@ -892,9 +914,193 @@ fn stack(set: &[Exemplar], dim: usize) -> Array2<f32> {
     out
 }
 
-/// The persisted form of a [`Learner`] (format version 1).
-#[derive(Serialize, Deserialize)]
+// State files of format version 2. `StateOut` writes what `State` reads, field
+// for field: the same names in the same order, each borrowed rather than owned,
+// so that saving copies nothing but the bytes it writes.
+
+/// A matrix in a state file: its shape and its values row by row, as one byte
+/// blob.
+#[derive(Deserialize)]
+struct StoredMatrix {
+    rows: usize,
+    cols: usize,
+    #[serde(with = "persist::f32_bytes")]
+    values: Vec<f32>,
+}
+
+/// [`StoredMatrix`], written from a borrowed array.
+#[derive(Serialize)]
+struct MatrixOut<'a> {
+    rows: usize,
+    cols: usize,
+    #[serde(serialize_with = "persist::f32_bytes::serialize")]
+    values: std::borrow::Cow<'a, [f32]>,
+}
+
+impl<'a> MatrixOut<'a> {
+    fn new(a: &'a Array2<f32>) -> Self {
+        MatrixOut {
+            rows: a.nrows(),
+            cols: a.ncols(),
+            values: match a.as_slice() {
+                Some(row_major) => row_major.into(),
+                None => a.iter().copied().collect::<Vec<_>>().into(),
+            },
+        }
+    }
+}
+
+impl StoredMatrix {
+    fn into_array(self, what: &str) -> std::result::Result<Array2<f32>, String> {
+        let (rows, cols, n) = (self.rows, self.cols, self.values.len());
+        Array2::from_shape_vec((rows, cols), self.values)
+            .map_err(|_| format!("{what}: {n} values for a {rows} × {cols} matrix"))
+    }
+}
+
+/// One layer of the head in a state file.
+#[derive(Deserialize)]
+struct StoredLayer {
+    w: StoredMatrix,
+    #[serde(with = "persist::f32_bytes")]
+    b: Vec<f32>,
+}
+
+/// [`StoredLayer`], written from a borrowed layer.
+#[derive(Serialize)]
+struct LayerOut<'a> {
+    w: MatrixOut<'a>,
+    #[serde(serialize_with = "persist::f32_bytes::serialize")]
+    b: std::borrow::Cow<'a, [f32]>,
+}
+
+/// One exemplar in a state file.
+#[derive(Deserialize)]
+struct StoredExemplar {
+    #[serde(with = "persist::f32_bytes")]
+    x: Vec<f32>,
+    meta: Option<String>,
+}
+
+/// [`StoredExemplar`], written from a borrowed exemplar.
+#[derive(Serialize)]
+struct ExemplarOut<'a> {
+    #[serde(serialize_with = "persist::f32_bytes::serialize")]
+    x: &'a [f32],
+    meta: &'a Option<String>,
+}
+
+/// The persisted form of a [`Learner`], format version 2: numbers in byte blobs.
+#[derive(Deserialize)]
 struct State {
+    dim: usize,
+    config: LearnerConfig,
+    classes: Vec<String>,
+    /// Hidden layers first, the output layer last.
+    layers: Vec<StoredLayer>,
+    /// Per class, in priority order.
+    exemplars: Vec<Vec<StoredExemplar>>,
+    means: StoredMatrix,
+    steps: usize,
+    metadata: BTreeMap<String, String>,
+    stats: Option<StatsModel>,
+}
+
+/// [`State`], written from a borrowed learner.
+#[derive(Serialize)]
+struct StateOut<'a> {
+    dim: usize,
+    config: &'a LearnerConfig,
+    classes: &'a [String],
+    layers: Vec<LayerOut<'a>>,
+    exemplars: Vec<Vec<ExemplarOut<'a>>>,
+    means: MatrixOut<'a>,
+    steps: usize,
+    metadata: &'a BTreeMap<String, String>,
+    stats: &'a Option<StatsModel>,
+}
+
+impl<'a> From<&'a Learner> for StateOut<'a> {
+    fn from(l: &'a Learner) -> Self {
+        StateOut {
+            dim: l.dim,
+            config: &l.config,
+            classes: &l.classes,
+            layers: l
+                .head
+                .layers()
+                .map(|layer| LayerOut {
+                    w: MatrixOut::new(&layer.w),
+                    b: match layer.b.as_slice() {
+                        Some(b) => b.into(),
+                        None => layer.b.to_vec().into(),
+                    },
+                })
+                .collect(),
+            exemplars: l
+                .exemplars
+                .iter()
+                .map(|set| {
+                    set.iter()
+                        .map(|e| ExemplarOut {
+                            x: &e.x,
+                            meta: &e.meta,
+                        })
+                        .collect()
+                })
+                .collect(),
+            means: MatrixOut::new(&l.means),
+            steps: l.steps,
+            metadata: &l.metadata,
+            stats: &l.stats,
+        }
+    }
+}
+
+impl State {
+    /// The learner's own layout, for [`Parts::into_learner`]'s checks.
+    fn into_parts(self) -> std::result::Result<Parts, String> {
+        let mut layers = Vec::with_capacity(self.layers.len());
+        for (l, layer) in self.layers.into_iter().enumerate() {
+            layers.push(Linear {
+                w: layer.w.into_array(&format!("head layer {l}"))?,
+                b: Array1::from(layer.b),
+            });
+        }
+        let output = layers.pop().ok_or("head without an output layer")?;
+        let exemplars = self
+            .exemplars
+            .into_iter()
+            .map(|set| {
+                set.into_iter()
+                    .map(|e| Exemplar {
+                        x: e.x,
+                        meta: e.meta,
+                    })
+                    .collect()
+            })
+            .collect();
+        Ok(Parts {
+            dim: self.dim,
+            config: self.config,
+            classes: self.classes,
+            head: Head {
+                hidden: layers,
+                output,
+            },
+            exemplars,
+            means: self.means.into_array("class means")?,
+            steps: self.steps,
+            metadata: self.metadata,
+            stats: self.stats,
+        })
+    }
+}
+
+/// A [`Learner`]'s persisted fields in its own layout; also the payload of format
+/// version 1, which stored them as they are (one serde value per number).
+#[derive(Deserialize)]
+struct Parts {
     dim: usize,
     config: LearnerConfig,
     classes: Vec<String>,
@@ -906,23 +1112,15 @@ struct State {
     stats: Option<StatsModel>,
 }
 
-impl From<&Learner> for State {
-    fn from(l: &Learner) -> Self {
-        State {
-            dim: l.dim,
-            config: l.config.clone(),
-            classes: l.classes.clone(),
-            head: l.head.clone(),
-            exemplars: l.exemplars.clone(),
-            means: l.means.clone(),
-            steps: l.steps,
-            metadata: l.metadata.clone(),
-            stats: l.stats.clone(),
-        }
+impl Parts {
+    /// [`Parts::into_learner`], its complaint as an error naming `path`.
+    fn checked(path: &Path, parts: Parts) -> Result<Learner> {
+        parts.into_learner().map_err(|reason| Error::StateFile {
+            path: path.to_owned(),
+            reason: format!("inconsistent state: {reason}"),
+        })
     }
-}
 
-impl State {
     /// Checks that the parts fit together, so that a learner never panics on a
     /// state that decoded but does not make sense.
     fn into_learner(self) -> std::result::Result<Learner, String> {

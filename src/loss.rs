@@ -192,12 +192,24 @@ pub fn bce_with_logits<F: NdFloat>(
     let n_batch: F = cast(logits.nrows().max(1) as f64);
     let mut loss = F::zero();
     let mut d_logits = Array2::<F>::zeros(logits.dim());
-    for ((i, y), &z) in logits.indexed_iter() {
-        let (t, w) = (targets[[i, y]], weights[y]);
-        // log(1 + e^{−|z|}) never overflows and keeps precision near 0 via ln_1p.
-        let term = z.max(F::zero()) - z * t + (-z.abs()).exp().ln_1p();
-        loss += w * term;
-        d_logits[[i, y]] = w * (sigmoid(z) - t) / n_batch;
+    let rows = d_logits
+        .rows_mut()
+        .into_iter()
+        .zip(logits.rows())
+        .zip(targets.rows());
+    for ((mut d_row, z_row), t_row) in rows {
+        let cells = d_row.iter_mut().zip(z_row).zip(t_row).zip(weights);
+        for (((d, &z), &t), &w) in cells {
+            // One exponential serves both: e = e^{−|z|} ∈ (0, 1] never overflows,
+            // and σ(z) = 1 / (1 + e) for z ≥ 0, e / (1 + e) otherwise. ln(1 + e)
+            // rather than ln_1p(e): half the time, and an absolute error below one
+            // unit in the last place of 1, far under the loss's own rounding.
+            let e = (-z.abs()).exp();
+            let one_e = F::one() + e;
+            loss += w * (z.max(F::zero()) - z * t + one_e.ln());
+            let sigma = if z >= F::zero() { F::one() } else { e } / one_e;
+            *d = w * (sigma - t) / n_batch;
+        }
     }
     (loss / n_batch, d_logits)
 }

@@ -1,5 +1,5 @@
 //! Save/load: bit-identical round trips, clear errors on bad files, and a golden
-//! file of format version 1.
+//! file of each format version.
 
 mod common;
 
@@ -153,13 +153,22 @@ fn wrong_magic_and_newer_version_are_named() {
     let reason = state_reason(Learner::load(&path).expect_err("foreign"));
     assert_eq!(reason, "not a continual state file (bad magic)");
 
-    let mut newer = bytes;
+    let mut newer = bytes.clone();
     newer[8..12].copy_from_slice(&(FORMAT_VERSION + 6).to_le_bytes());
     std::fs::write(&path, &newer).expect("writes");
     let reason = state_reason(Learner::load(&path).expect_err("newer"));
     assert_eq!(
         reason,
-        "format version 7 is newer than this build supports (1)"
+        "format version 8 is newer than this build supports (2)"
+    );
+
+    let mut unknown = bytes;
+    unknown[8..12].copy_from_slice(&0u32.to_le_bytes());
+    std::fs::write(&path, &unknown).expect("writes");
+    let reason = state_reason(Learner::load(&path).expect_err("version 0"));
+    assert_eq!(
+        reason,
+        "format version 0 is not supported (this build reads 1 to 2)"
     );
 
     std::fs::write(&path, b"").expect("writes");
@@ -189,7 +198,7 @@ fn every_truncation_of_a_small_file_is_an_error_not_a_panic() {
 }
 
 /// The learner the golden file holds, and the inputs its predictions are checked on.
-fn golden_learner() -> (Learner, Array2<f32>) {
+fn golden_learner(note: &str) -> (Learner, Array2<f32>) {
     let clusters = Clusters::new(6, 3, 0.5, 2024);
     // Every field spelled out, so that a change of the defaults does not change
     // what the golden file must reproduce.
@@ -215,27 +224,40 @@ fn golden_learner() -> (Learner, Array2<f32>) {
     learner.learn(x.view(), &names(&y), None).expect("learns");
     let (x, y) = clusters.sample(&[2], 8, 2);
     learner.learn(x.view(), &names(&y), None).expect("learns");
-    learner
-        .metadata_mut()
-        .insert("note".into(), "golden v1".into());
+    learner.metadata_mut().insert("note".into(), note.into());
     let (probe, _) = clusters.sample(&[0, 1, 2], 2, 3);
     (learner, probe)
 }
 
-/// Format version 1 must keep loading. Regenerating the file is a deliberate
-/// act: `CONTINUAL_REGENERATE_GOLDEN=1 cargo test --test persist golden`.
+/// Format version 1 (numbers one serde value each) must keep loading; this build
+/// no longer writes it.
 #[test]
 fn golden_state_file_of_format_version_1_loads() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden_state_v1.bin");
-    let (fresh, probe) = golden_learner();
-    if std::env::var_os("CONTINUAL_REGENERATE_GOLDEN").is_some() {
+    check_golden("golden_state_v1.bin", "golden v1", false);
+}
+
+/// Format version 2 (numbers in byte blobs), the one this build writes.
+/// Regenerating the file is a deliberate act:
+/// `CONTINUAL_REGENERATE_GOLDEN=1 cargo test --test persist golden`.
+#[test]
+fn golden_state_file_of_format_version_2_loads() {
+    assert_eq!(FORMAT_VERSION, 2);
+    check_golden("golden_state_v2.bin", "golden v2", true);
+}
+
+fn check_golden(file: &str, note: &str, regenerate: bool) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(file);
+    let (fresh, probe) = golden_learner(note);
+    if regenerate && std::env::var_os("CONTINUAL_REGENERATE_GOLDEN").is_some() {
         fresh.save(&path).expect("writes the golden file");
     }
     let golden = Learner::load(&path).expect("golden file loads");
     assert_eq!(golden.classes(), ["class00", "class01", "class02"]);
     assert_eq!(golden.exemplar_counts(), vec![3, 3, 3]);
     assert_eq!(golden.steps(), 2);
-    assert_eq!(golden.metadata()["note"], "golden v1");
+    assert_eq!(golden.metadata()["note"], note);
     // The file was written by this same seeded recipe, so today's code must
     // reproduce its predictions; a mismatch means the training numerics changed
     // (then regenerate deliberately) or the format broke. The tolerance allows

@@ -329,7 +329,9 @@ impl Extractor {
         self.extract_tensor(input.view())
     }
 
-    /// Features of image files, decoded in parallel a chunk at a time.
+    /// Features of image files, decoded in parallel a chunk at a time; the next
+    /// chunk is read, decoded and preprocessed (on rayon's pool) while the model
+    /// runs on the current one.
     ///
     /// Formats are recognised by content (PNG, JPEG, BMP, GIF, TIFF, WebP, PNM).
     /// `progress(done, total)` is called after each chunk.
@@ -347,51 +349,29 @@ impl Extractor {
     ) -> Result<FileFeatures> {
         let total = paths.len();
         let chunk_len = self.batch_size.max(MIN_DECODE_CHUNK);
-        let per_image = self.preprocess.per_image();
+        let decoder = ChunkDecoder {
+            preprocess: self.preprocess.clone(),
+            shape: self.geometry.image_shape(),
+            skip_bad_images: self.skip_bad_images,
+        };
         let mut features = Vec::with_capacity(total * self.dim);
         let mut kept = Vec::with_capacity(total);
         let mut skipped = Vec::new();
 
-        for (chunk_index, chunk) in paths.chunks(chunk_len).enumerate() {
+        let mut chunks = paths.chunks(chunk_len).enumerate().peekable();
+        let mut decoded = chunks.peek().map(|(_, chunk)| decoder.decode(chunk));
+        while let Some((chunk_index, chunk)) = chunks.next() {
             let offset = chunk_index * chunk_len;
-            let mut data = vec![0.0f32; chunk.len() * per_image];
-            let outcomes: Vec<std::result::Result<(), String>> = data
-                .par_chunks_mut(per_image)
-                .zip(chunk.par_iter())
-                .map(|(out, path)| {
-                    let image = decode(path)?;
-                    self.preprocess.image_into(&image, out)
-                })
-                .collect();
-
-            let mut good = Vec::with_capacity(chunk.len());
-            for (i, outcome) in outcomes.into_iter().enumerate() {
-                match outcome {
-                    Ok(()) => good.push(i),
-                    Err(reason) if self.skip_bad_images => {
-                        skipped.push((chunk[i].clone(), reason));
-                    }
-                    Err(reason) => {
-                        return Err(Error::Image {
-                            path: chunk[i].clone(),
-                            reason,
-                        });
-                    }
-                }
-            }
-            if good.len() < chunk.len() {
-                data = good
-                    .iter()
-                    .flat_map(|&i| data[i * per_image..(i + 1) * per_image].iter().copied())
-                    .collect();
-            }
-
-            let [a, b, c] = self.geometry.image_shape();
-            let input = Array4::from_shape_vec((good.len(), a, b, c), data)
-                .expect("one preprocessed image per kept file");
-            let rows = self.extract_tensor(input.view())?;
-            features.extend(rows.iter().copied());
-            kept.extend(good.iter().map(|i| offset + i));
+            let current = decoded.take().expect("decoded before its turn")?;
+            let next = chunks.peek().map(|&(_, next)| next);
+            let (rows, next_decoded) = rayon::join(
+                || self.extract_tensor(current.input.view()),
+                || next.map(|next| decoder.decode(next)),
+            );
+            decoded = next_decoded;
+            features.extend(rows?.iter().copied());
+            kept.extend(current.good.iter().map(|i| offset + i));
+            skipped.extend(current.skipped);
             progress((offset + chunk.len()).min(total), total);
         }
 
@@ -507,6 +487,70 @@ pub const MAX_IMAGE_ALLOC: u64 = 512 << 20;
 /// Reads and decodes one image file, recognising the format by content, within
 /// [`MAX_IMAGE_SIDE`] and [`MAX_IMAGE_ALLOC`]. EXIF orientation is not applied
 /// (neither does torchvision's default loader).
+/// Reads, decodes and preprocesses chunks of image files for
+/// [`Extractor::extract_files`]; owns what it needs, so it runs beside inference.
+struct ChunkDecoder {
+    preprocess: Preprocess,
+    shape: [usize; 3],
+    skip_bad_images: bool,
+}
+
+/// One chunk of files, ready for the model.
+struct DecodedChunk {
+    /// `(good.len(), …shape)`, the model's input.
+    input: Array4<f32>,
+    /// Indices in the chunk of the files in `input`.
+    good: Vec<usize>,
+    /// Files that could not be decoded (with `skip_bad_images`).
+    skipped: Vec<(PathBuf, String)>,
+}
+
+impl ChunkDecoder {
+    /// Decodes and preprocesses `chunk` in parallel.
+    fn decode(&self, chunk: &[PathBuf]) -> Result<DecodedChunk> {
+        let per_image = self.preprocess.per_image();
+        let mut data = vec![0.0f32; chunk.len() * per_image];
+        let one = |(out, path): (&mut [f32], &PathBuf)| {
+            let image = decode(path)?;
+            self.preprocess.image_into(&image, out)
+        };
+        let outcomes: Vec<std::result::Result<(), String>> = data
+            .par_chunks_mut(per_image)
+            .zip(chunk.par_iter())
+            .map(one)
+            .collect();
+
+        let mut good = Vec::with_capacity(chunk.len());
+        let mut skipped = Vec::new();
+        for (i, outcome) in outcomes.into_iter().enumerate() {
+            match outcome {
+                Ok(()) => good.push(i),
+                Err(reason) if self.skip_bad_images => skipped.push((chunk[i].clone(), reason)),
+                Err(reason) => {
+                    return Err(Error::Image {
+                        path: chunk[i].clone(),
+                        reason,
+                    });
+                }
+            }
+        }
+        if good.len() < chunk.len() {
+            data = good
+                .iter()
+                .flat_map(|&i| data[i * per_image..(i + 1) * per_image].iter().copied())
+                .collect();
+        }
+        let [a, b, c] = self.shape;
+        let input = Array4::from_shape_vec((good.len(), a, b, c), data)
+            .expect("one preprocessed image per kept file");
+        Ok(DecodedChunk {
+            input,
+            good,
+            skipped,
+        })
+    }
+}
+
 fn decode(path: &Path) -> std::result::Result<DynamicImage, String> {
     let mut reader = image::ImageReader::open(path)
         .and_then(|r| r.with_guessed_format())

@@ -15,7 +15,9 @@ mod optim;
 
 pub use optim::{Optimizer, OptimizerKind, Schedule};
 
-use ndarray::{Array1, Array2, ArrayView2, Axis, NdFloat};
+use ndarray::{Array1, Array2, ArrayView2, Axis, CowArray, Ix2, NdFloat};
+
+use crate::loss::{LossKind, Targets, loss_and_grad, weight_rows};
 use ndarray_rand::rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -33,7 +35,7 @@ pub struct Linear<F> {
     pub b: Array1<F>,
 }
 
-impl<F: NdFloat> Linear<F> {
+impl<F: Float> Linear<F> {
     /// A layer with weights drawn from `U(−bound, bound)` and zero biases.
     pub fn uniform(n_out: usize, n_in: usize, bound: f64, rng: &mut impl Rng) -> Self {
         let w =
@@ -56,7 +58,10 @@ impl<F: NdFloat> Linear<F> {
 
     /// `y = x·wᵀ + b`, with `x: (n_batch, n_in)` and `y: (n_batch, n_out)`.
     pub fn forward(&self, x: ArrayView2<F>) -> Array2<F> {
-        x.dot(&self.w.t()) + &self.b
+        let mut y = Array2::zeros((x.nrows(), self.n_out()));
+        y += &self.b;
+        times_transposed(x, self.w.view(), true, &mut y);
+        y
     }
 }
 
@@ -70,9 +75,10 @@ pub struct Gradients<F> {
 
 /// What [`Head::forward_cached`] keeps for the backward pass.
 #[derive(Clone, Debug)]
-pub struct Forward<F> {
-    /// The input of every layer: `inputs[0] = x`, `inputs[l] = relu(hidden_l)`.
-    pub inputs: Vec<Array2<F>>,
+pub struct Forward<'a, F> {
+    /// The input of every layer: `inputs[0] = x` (borrowed, not copied),
+    /// `inputs[l] = relu(hidden_l)`.
+    pub inputs: Vec<CowArray<'a, F, Ix2>>,
     /// The output layer's result, `logits: (n_batch, n_classes)`.
     pub logits: Array2<F>,
 }
@@ -87,7 +93,7 @@ pub struct Head<F> {
     pub output: Linear<F>,
 }
 
-impl<F: NdFloat> Head<F> {
+impl<F: Float> Head<F> {
     /// A head for inputs of dimension `n_in` with the given hidden sizes and
     /// `n_classes` outputs.
     ///
@@ -167,13 +173,13 @@ impl<F: NdFloat> Head<F> {
     }
 
     /// The forward pass, keeping every layer's input for [`Head::backward`].
-    pub fn forward_cached(&self, x: ArrayView2<F>) -> Forward<F> {
+    pub fn forward_cached<'a>(&self, x: ArrayView2<'a, F>) -> Forward<'a, F> {
         let mut inputs = Vec::with_capacity(self.hidden.len() + 1);
-        inputs.push(x.to_owned());
+        inputs.push(CowArray::from(x));
         for layer in &self.hidden {
             let a = inputs.last().expect("inputs starts with x");
             let next = layer.forward(a.view()).mapv_into(relu);
-            inputs.push(next);
+            inputs.push(CowArray::from(next));
         }
         let last = inputs.last().expect("inputs starts with x");
         let logits = self.output.forward(last.view());
@@ -224,7 +230,7 @@ impl<F: NdFloat> Head<F> {
     }
 
     /// Converts every parameter to another float type.
-    pub fn cast<G: NdFloat>(&self) -> Head<G> {
+    pub fn cast<G: Float>(&self) -> Head<G> {
         let conv = |l: &Linear<F>| Linear {
             w: l.w
                 .mapv(|v| cast::<G>(num_traits::cast::<F, f64>(v).unwrap_or(f64::NAN))),
@@ -236,6 +242,92 @@ impl<F: NdFloat> Head<F> {
             output: conv(&self.output),
         }
     }
+}
+
+/// The float types a [`Head`] computes in: `f32` and `f64`. Both ndarray (most
+/// work) and faer (the matrix-vector products of [`times_transposed`]) handle them.
+pub trait Float: NdFloat + faer::traits::ComplexField {}
+
+impl<T: NdFloat + faer::traits::ComplexField> Float for T {}
+
+/// Rows of `x` up to which [`times_transposed`] runs one matrix-vector product
+/// per row. ndarray's general product (matrixmultiply) packs all of `w` into
+/// blocks first, which for a single row costs more than the product itself; at
+/// batch 1 the per-row path is several times faster
+/// (`cargo bench --bench learner -- predict`).
+pub const GEMV_ROWS: usize = 4;
+
+/// `y = x·wᵀ`, or `y += x·wᵀ` with `accumulate`, for `x: (n, k)`, `w: (m, k)`
+/// and `y: (n, m)`: one matrix-vector product per row (faer's SIMD kernels) for
+/// at most [`GEMV_ROWS`] contiguous rows, else one matrix product (ndarray's).
+///
+/// # Panics
+///
+/// If the shapes disagree.
+pub fn times_transposed<F: Float>(
+    x: ArrayView2<F>,
+    w: ArrayView2<F>,
+    accumulate: bool,
+    y: &mut Array2<F>,
+) {
+    let beta = if accumulate { F::one() } else { F::zero() };
+    let (m, k) = w.dim();
+    assert_eq!((x.ncols(), y.dim()), (k, (x.nrows(), m)), "x·wᵀ shapes");
+    if x.nrows() <= GEMV_ROWS
+        && let Some(w_slice) = w.as_slice()
+    {
+        let w_f = faer::MatRef::from_row_major_slice(w_slice, m, k);
+        let accum = if accumulate {
+            faer::Accum::Add
+        } else {
+            faer::Accum::Replace
+        };
+        for (mut y_row, x_row) in y.rows_mut().into_iter().zip(x.rows()) {
+            match (x_row.as_slice(), y_row.as_slice_mut()) {
+                (Some(x_slice), Some(y_slice)) => faer::linalg::matmul::matmul(
+                    faer::MatMut::from_row_major_slice_mut(y_slice, 1, m),
+                    accum,
+                    faer::MatRef::from_row_major_slice(x_slice, 1, k),
+                    w_f.transpose(),
+                    F::one(),
+                    faer::Par::Seq,
+                ),
+                _ => ndarray::linalg::general_mat_vec_mul(F::one(), &w, &x_row, beta, &mut y_row),
+            }
+        }
+    } else {
+        ndarray::linalg::general_mat_mul(F::one(), &x, &w.t(), beta, y);
+    }
+}
+
+/// One minibatch of training: forward, loss and its gradient, backward, one
+/// optimiser update with learning rate `lr`. Returns the batch's loss.
+///
+/// `x: (n_batch, n_in)`; `row_weights`, when given, weights each sample's loss
+/// (see [`weight_rows`]). This is the whole inner loop of a training step, so
+/// the benchmarks time exactly what the learner runs.
+///
+/// # Panics
+///
+/// If the shapes of `x`, `targets`, `row_weights` and the optimiser disagree
+/// with the head (internal invariants: the learner builds all of them).
+pub fn train_step<F: Float>(
+    head: &mut Head<F>,
+    optimizer: &mut Optimizer<F>,
+    loss: &LossKind,
+    x: ArrayView2<F>,
+    targets: &Targets<F>,
+    row_weights: Option<&[F]>,
+    lr: f32,
+) -> F {
+    let forward = head.forward_cached(x);
+    let (value, mut d_logits) = loss_and_grad(loss, forward.logits.view(), targets);
+    if let Some(w) = row_weights {
+        weight_rows(&mut d_logits, w);
+    }
+    let grads = head.backward(&forward, d_logits.view());
+    optimizer.step(head, &grads, lr);
+    value
 }
 
 /// Init bound for output rows: `1/√fan_in`.

@@ -7,7 +7,7 @@
 //! `v̂ = v / (1 − β2^k)`, `p = p − lr·m̂ / (√v̂ + ε)`. Weight decay applies to
 //! every parameter, biases included.
 
-use ndarray::{Array1, Array2, NdFloat, Zip};
+use ndarray::{Array1, Array2, Zip};
 use serde::{Deserialize, Serialize};
 
 use super::{Gradients, Head, Linear, cast};
@@ -173,7 +173,7 @@ pub struct Optimizer<F> {
     t: i32,
 }
 
-impl<F: NdFloat> Optimizer<F> {
+impl<F: super::Float> Optimizer<F> {
     /// Fresh state (zero velocity or moments) for `head`.
     pub fn new(kind: OptimizerKind, head: &Head<F>) -> Self {
         let zeros = || -> Vec<Linear<F>> {

@@ -60,7 +60,9 @@ pub fn class_mean(phi: ArrayView2<f32>) -> Array1<f32> {
 pub fn cosine_scores(phi: ArrayView2<f32>, means: ArrayView2<f32>) -> Array2<f32> {
     let mut unit = phi.to_owned();
     normalise_rows(&mut unit);
-    unit.dot(&means.t())
+    let mut scores = Array2::zeros((unit.nrows(), means.nrows()));
+    crate::head::times_transposed(unit.view(), means, false, &mut scores);
+    scores
 }
 
 #[cfg(test)]
