@@ -6,11 +6,13 @@
 #                                     # libopenblas-dev is installed, the blas feature
 #
 # Needs scripts/setup.sh (ONNX Runtime) and, for the comparisons, Python with
-# torch, onnxruntime and numpy (pip install -r benches/compare/requirements.txt).
+# torch, onnxruntime and numpy (pip install -r benches/compare/requirements.txt;
+# PYTHON=/path/to/venv/bin/python3 picks the interpreter).
 # Run it on an otherwise idle machine: it takes about 20 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
+python=${PYTHON:-python3}
 out=target/bench-results
 mkdir -p "$out"
 export CRITERION_HOME="$PWD/target/criterion"
@@ -19,8 +21,8 @@ criterion=(--warm-up-time 2 --measurement-time 5 --noplot)
 for t in 1 2; do
     export MATMUL_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t RAYON_NUM_THREADS=$t BENCH_THREADS=$t
     cargo bench --bench head --bench learner --bench extract -- "${criterion[@]}" --save-baseline "threads$t"
-    python3 benches/compare/torch_head.py --threads "$t" > "$out/torch-threads$t.json"
-    python3 benches/compare/ort_extract.py --threads "$t" > "$out/ort-threads$t.json"
+    "$python" benches/compare/torch_head.py --threads "$t" > "$out/torch-threads$t.json"
+    "$python" benches/compare/ort_extract.py --threads "$t" > "$out/ort-threads$t.json"
     if [ -e /usr/lib/x86_64-linux-gnu/libopenblas.so ] || ldconfig -p | grep -q 'libopenblas\.so '; then
         CARGO_TARGET_DIR=target/blas cargo bench --features blas --bench head -- "${criterion[@]}" --save-baseline "blas-threads$t"
     fi
@@ -28,4 +30,4 @@ done
 unset MATMUL_NUM_THREADS OPENBLAS_NUM_THREADS RAYON_NUM_THREADS BENCH_THREADS
 cargo bench --bench stats -- "${criterion[@]}" --save-baseline default
 
-python3 benches/compare/report.py "$out" "$CRITERION_HOME" | tee "$out/report.md"
+"$python" benches/compare/report.py "$out" "$CRITERION_HOME" | tee "$out/report.md"

@@ -304,7 +304,7 @@ fn faer_view<'a, F: Float>(a: &ArrayView2<'a, F>) -> Option<faer::MatRef<'a, F>>
     if let Some(row_major) = a.to_slice() {
         return Some(faer::MatRef::from_row_major_slice(row_major, rows, cols));
     }
-    let column_major = a.clone().reversed_axes().to_slice()?;
+    let column_major = (*a).reversed_axes().to_slice()?;
     Some(faer::MatRef::from_column_major_slice(
         column_major,
         rows,
