@@ -1,6 +1,6 @@
 //! Head training, one minibatch at a time (forward, loss, backward, SGD update:
-//! `continual::head::train_step`, the learner's inner loop), and the matrix
-//! products it is made of.
+//! `continual::head::train_step`, the learner's inner loop), the matrix
+//! products it is made of, and the matrix-vector products of predicting one sample.
 //!
 //! Each minibatch is one incremental step's batch: the step's classes are the
 //! upper half of the outputs, the lower half are distilled against stored
@@ -14,7 +14,7 @@
 use std::hint::black_box;
 
 use continual::LossKind;
-use continual::head::{Head, Optimizer, OptimizerKind, train_step};
+use continual::head::{Head, Optimizer, OptimizerKind, times_transposed, train_step};
 use continual::loss::Targets;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ndarray::Array2;
@@ -103,5 +103,26 @@ fn sgemm(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, train_minibatch, sgemm);
+/// One sample through the default head's layers (`y = x·wᵀ` with one row of `x`,
+/// the products of predicting one sample at d = 256 with a hidden layer of 512
+/// and 100 classes), through `times_transposed` (faer's matrix-vector kernel).
+/// Throughput in bytes of weights read: each weight is used once, so the rate
+/// is that of streaming `w` from the cache.
+fn gemv(c: &mut Criterion) {
+    let mut group = c.benchmark_group("gemv");
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let normal = Normal::new(0.0_f32, 1.0).expect("valid normal");
+    for (name, n_out, n_in) in [("hidden", 512, 256), ("output", 100, 512)] {
+        let w = Array2::random_using((n_out, n_in), normal, &mut rng);
+        let x = Array2::random_using((1, n_in), normal, &mut rng);
+        let mut y = Array2::zeros((1, n_out));
+        group.throughput(Throughput::Bytes((n_out * n_in * 4) as u64));
+        group.bench_function(BenchmarkId::new(name, format!("{n_out}x{n_in}")), |b| {
+            b.iter(|| times_transposed(black_box(x.view()), w.view(), false, &mut y))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, train_minibatch, sgemm, gemv);
 criterion_main!(benches);

@@ -10,12 +10,18 @@ use std::hint::black_box;
 
 use continual::memory::herding;
 use continual::{Classifier, Learner, LearnerConfig};
-use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{
+    BatchSize, BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main,
+};
 use ndarray::{Array2, Axis};
 use ndarray_rand::RandomExt;
 use ndarray_rand::rand::SeedableRng;
 use ndarray_rand::rand_distr::Normal;
 use rand_chacha::ChaCha8Rng;
+
+/// `LearnerConfig::default().hidden`.
+const DEFAULT_HIDDEN: [usize; 1] = [512];
 
 /// `per_class` samples of each class `first..first + classes`: a random centre
 /// per class (seeded by the class) plus unit noise.
@@ -38,11 +44,19 @@ fn clusters(
     (x, labels)
 }
 
-/// A learner of the default configuration (hidden 512, memory 2000) that knows
-/// `classes` classes, trained for `epochs` epochs on `per_class` samples each.
-fn trained(dim: usize, classes: usize, per_class: usize, epochs: usize) -> Learner {
+/// A learner of the default configuration (memory 2000) with the given hidden
+/// layers that knows `classes` classes, trained for `epochs` epochs on
+/// `per_class` samples each.
+fn trained(
+    dim: usize,
+    hidden: &[usize],
+    classes: usize,
+    per_class: usize,
+    epochs: usize,
+) -> Learner {
     let config = LearnerConfig {
         epochs,
+        hidden: hidden.to_vec(),
         ..LearnerConfig::default()
     };
     let mut learner = Learner::new(dim, config).expect("valid config");
@@ -58,7 +72,7 @@ fn step(c: &mut Criterion) {
     let mut group = c.benchmark_group("learner_step");
     group.sample_size(10);
     let dim = 256;
-    let before = trained(dim, 50, 100, 20);
+    let before = trained(dim, &DEFAULT_HIDDEN, 50, 100, 20);
     assert_eq!(before.exemplar_counts().iter().sum::<usize>(), 2000);
     let (x, labels) = clusters(dim, 50, 10, 500);
     group.throughput(Throughput::Elements(x.nrows() as u64));
@@ -78,38 +92,46 @@ fn step(c: &mut Criterion) {
 }
 
 /// Prediction (scores, best class) per sample at d = 256, one sample at a time
-/// and 1,000 at once, with the NME and head classifiers.
+/// and 1,000 at once, with the NME and head classifiers, for the default head
+/// (one hidden layer of 512) and a linear one.
 fn predict(c: &mut Criterion) {
     let mut group = c.benchmark_group("predict");
     let dim = 256;
-    for classes in [100, 1000] {
-        let learner = trained(dim, classes, 4, 1);
-        let (batch, _) = clusters(dim, 0, classes, 1000 / classes);
-        for classifier in [Classifier::Nme, Classifier::Head] {
-            let name = format!("{}_{classes}_classes", classifier.name());
-            group.throughput(Throughput::Elements(1));
-            group.bench_function(BenchmarkId::new(name.clone(), "batch1"), |b| {
-                let one = batch.slice(ndarray::s![..1, ..]);
-                b.iter(|| {
-                    learner
-                        .predict(black_box(one), classifier, 1)
-                        .expect("predicts")
-                })
-            });
-            group.throughput(Throughput::Elements(batch.nrows() as u64));
-            group.bench_function(
-                BenchmarkId::new(name, format!("batch{}", batch.nrows())),
-                |b| {
-                    b.iter(|| {
-                        learner
-                            .predict(black_box(batch.view()), classifier, 1)
-                            .expect("predicts")
-                    })
-                },
-            );
+    for (head, hidden) in [("hidden512", &DEFAULT_HIDDEN[..]), ("linear", &[][..])] {
+        for classes in [100, 1000] {
+            predict_one_learner(&mut group, &trained(dim, hidden, classes, 4, 1), head);
         }
     }
     group.finish();
+}
+
+/// The prediction benchmarks of one learner; `head` names its head in the ids.
+fn predict_one_learner(group: &mut BenchmarkGroup<WallTime>, learner: &Learner, head: &str) {
+    let classes = learner.classes().len();
+    let (batch, _) = clusters(learner.dim(), 0, classes, 1000 / classes);
+    let one = batch.slice(ndarray::s![..1, ..]);
+    for classifier in [Classifier::Nme, Classifier::Head] {
+        let name = format!("{}_{head}_{classes}_classes", classifier.name());
+        group.throughput(Throughput::Elements(1));
+        group.bench_function(BenchmarkId::new(name.clone(), "batch1"), |b| {
+            b.iter(|| {
+                learner
+                    .predict(black_box(one), classifier, 1)
+                    .expect("predicts")
+            })
+        });
+        group.throughput(Throughput::Elements(batch.nrows() as u64));
+        group.bench_function(
+            BenchmarkId::new(name, format!("batch{}", batch.nrows())),
+            |b| {
+                b.iter(|| {
+                    learner
+                        .predict(black_box(batch.view()), classifier, 1)
+                        .expect("predicts")
+                })
+            },
+        );
+    }
 }
 
 /// Herding `m` exemplars out of 6,000 candidates (one Fashion-MNIST class), in
@@ -137,7 +159,7 @@ fn herd(c: &mut Criterion) {
 fn save_load(c: &mut Criterion) {
     let mut group = c.benchmark_group("state_memory2000_d4096");
     group.sample_size(20);
-    let learner = trained(4096, 10, 200, 1);
+    let learner = trained(4096, &DEFAULT_HIDDEN, 10, 200, 1);
     assert_eq!(learner.exemplar_counts().iter().sum::<usize>(), 2000);
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("state.bin");
