@@ -31,7 +31,10 @@ fn root() -> &'static Path {
 
 fn config(strategy: Strategy) -> LearnerConfig {
     LearnerConfig {
-        hidden: vec![16],
+        // A hidden layer this wide makes several of the head's products large
+        // enough (`m·k + k·n ≥ 2¹⁵`) for matrixmultiply to split them across
+        // threads when `MATMUL_NUM_THREADS` allows it.
+        hidden: vec![256],
         epochs: 3,
         memory: 40,
         seed: 11,
@@ -45,7 +48,7 @@ fn trained_state(strategy: Strategy, dir: &Path) -> Vec<u8> {
     let clusters = Clusters::new(24, 6, 0.8, 5);
     let mut learner = Learner::new(24, config(strategy)).expect("valid");
     for (k, classes) in [vec![0, 1, 2], vec![3, 4], vec![5, 0]].iter().enumerate() {
-        let (x, y) = clusters.sample(classes, 30, k as u64);
+        let (x, y) = clusters.sample(classes, 60, k as u64);
         learner.learn(x.view(), &names(&y), None).expect("learns");
     }
     let path = dir.join("state");
@@ -85,29 +88,34 @@ fn same_seed_and_inputs_give_bit_identical_states() {
 }
 
 #[test]
-fn states_are_bit_identical_across_processes() {
+fn states_are_bit_identical_across_processes_and_matrix_threads() {
+    // matrixmultiply reads MATMUL_NUM_THREADS once per process, so each thread
+    // count gets a process of its own. It splits a product over rows or columns
+    // of the result, never over the summed dimension, so every element is
+    // summed in the same order whatever the count.
     let dir = tempfile::tempdir().expect("temp dir");
     let here = trained_state(Strategy::Icarl, dir.path());
-    for k in 0..2 {
-        let out: PathBuf = dir.path().join(format!("child{k}"));
+    for threads in ["1", "2", "4"] {
+        let out: PathBuf = dir.path().join(format!("child{threads}"));
         let status = Command::new(std::env::current_exe().expect("test binary"))
             .args(["--exact", "state_writer_child", "--test-threads=1"])
             .env(WRITER_ENV, &out)
+            .env("MATMUL_NUM_THREADS", threads)
             .status()
             .expect("runs the child");
         assert!(status.success());
         assert!(
             std::fs::read(&out).expect("child wrote") == here,
-            "child {k} wrote another state"
+            "the child with MATMUL_NUM_THREADS={threads} wrote another state"
         );
     }
 }
 
 #[test]
 fn learning_does_not_depend_on_the_thread_pool_size() {
-    // The head's matrix products (matrixmultiply, without its threading feature)
-    // and the statistics (faer, without rayon) run on the calling thread; the
-    // state must not change with the pool the caller runs in.
+    // The head's matrix products (matrixmultiply, with threads of its own) and
+    // the statistics (faer, without rayon) do not use rayon's pool; the state
+    // must not change with the pool the caller runs in.
     let dir = tempfile::tempdir().expect("temp dir");
     for strategy in strategies() {
         let states: Vec<Vec<u8>> = [1, 2]

@@ -484,9 +484,6 @@ pub const MAX_IMAGE_SIDE: u32 = 16_384;
 /// core at once, so the peak is this times the number of cores at worst.
 pub const MAX_IMAGE_ALLOC: u64 = 512 << 20;
 
-/// Reads and decodes one image file, recognising the format by content, within
-/// [`MAX_IMAGE_SIDE`] and [`MAX_IMAGE_ALLOC`]. EXIF orientation is not applied
-/// (neither does torchvision's default loader).
 /// Reads, decodes and preprocesses chunks of image files for
 /// [`Extractor::extract_files`]; owns what it needs, so it runs beside inference.
 struct ChunkDecoder {
@@ -551,6 +548,9 @@ impl ChunkDecoder {
     }
 }
 
+/// Reads and decodes one image file, recognising the format by content, within
+/// [`MAX_IMAGE_SIDE`] and [`MAX_IMAGE_ALLOC`]. EXIF orientation is not applied
+/// (neither does torchvision's default loader).
 fn decode(path: &Path) -> std::result::Result<DynamicImage, String> {
     let mut reader = image::ImageReader::open(path)
         .and_then(|r| r.with_guessed_format())
