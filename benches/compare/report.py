@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The tables of benches/README.md from one run of benches/compare/run.sh:
 Criterion's medians (saved baselines threads1, threads2, blas-threads1,
-blas-threads2, default) and the JSON the comparison scripts printed.
+blas-threads2, default, and threads{1,2}-rep{i} for extraction) and the JSON
+the comparison scripts printed.
 
     python3 benches/compare/report.py target/bench-results target/criterion
 
@@ -116,22 +117,43 @@ def head_training(r, targets):
     print()
 
 
+def median_of(values):
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
 def extraction(r, targets):
     print("## Extraction, 256 images through the bundled model (continual vs Python onnxruntime)\n")
+    reps = sorted({int(p.stem.rsplit("rep", 1)[1]) for p in r.results.glob("ort-threads*-rep*.json")})
+    print(f"Each side ran in {len(reps)} processes, in turns; the rates are the median over "
+          "them (each process's own figure is Criterion's median, or the script's), "
+          "and the range is the slowest and the fastest process.\n")
     print("| threads | batch | continual, tensors | onnxruntime (Python) | continual / onnxruntime "
           "| continual, PNG files | files / tensors |")
     print("|---|---|---|---|---|---|---|")
+    rate = lambda s: f"{N_IMAGES / s:,.0f}" if s else "–"
+
+    def cell(values):
+        values = [v for v in values if v is not None]
+        if not values:
+            return "–"
+        return f"{rate(median_of(values))} img/s ({rate(max(values))}–{rate(min(values))})"
+
     for t in THREADS:
-        ort = r.load(f"ort-threads{t}.json")
         for batch in (1, 64):
-            tensor = r.median(f"extract/tensor/batch{batch}", f"threads{t}")
-            files = r.median(f"extract/files/batch{batch}", f"threads{t}")
-            theirs = ort["seconds"][f"batch{batch}"] if ort else None
-            rate = lambda s: f"{N_IMAGES / s:,.0f} img/s" if s else "–"
-            vs_ort = ratio(theirs, tensor)
-            overlap = ratio(tensor, files)
-            print(f"| {t} | {batch} | {rate(tensor)} | {rate(theirs)} | {fmt_ratio(vs_ort)} "
-                  f"| {rate(files)} | {fmt_ratio(overlap)} |")
+            tensor = [r.median(f"extract/tensor/batch{batch}", f"threads{t}-rep{i}") for i in reps]
+            files = [r.median(f"extract/files/batch{batch}", f"threads{t}-rep{i}") for i in reps]
+            theirs = []
+            for i in reps:
+                ort = r.load(f"ort-threads{t}-rep{i}.json")
+                theirs.append(ort["seconds"][f"batch{batch}"] if ort else None)
+            vs_ort = ratio(median_of(theirs), median_of(tensor))
+            overlap = ratio(median_of(tensor), median_of(files))
+            print(f"| {t} | {batch} | {cell(tensor)} | {cell(theirs)} | {fmt_ratio(vs_ort)} "
+                  f"| {cell(files)} | {fmt_ratio(overlap)} |")
             targets.append((f"extraction, batch {batch}, {t} thread(s), vs Python onnxruntime",
                             "≥ 0.97×", vs_ort, vs_ort is not None and vs_ort >= 0.97))
             targets.append((f"extraction from PNG files, batch {batch}, {t} thread(s), vs tensors",
