@@ -351,3 +351,34 @@ fn image_files_decoded_on_one_or_two_threads_give_the_same_features() {
         .collect();
     assert_eq!(features[0], features[1]);
 }
+
+#[test]
+fn image_files_give_the_features_of_their_decoded_images_with_and_without_overlap() {
+    // With fewer intra-op threads than cores the next chunk is decoded while the
+    // model runs; with one per core each chunk is decoded first. Either way the
+    // features are those of the same images decoded by the caller. The fixture
+    // list is repeated to span several chunks of 32 files.
+    let mut fixture: Vec<PathBuf> = std::fs::read_dir(root().join("tests/data/images"))
+        .expect("fixture images")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    fixture.sort();
+    let paths: Vec<PathBuf> = fixture.iter().cycle().take(75).cloned().collect();
+    let decoded: Vec<image::DynamicImage> = paths
+        .iter()
+        .map(|p| image::open(p).expect("fixture decodes"))
+        .collect();
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    for threads in [1, cores] {
+        let mut extractor = open(Some(threads));
+        let from_files = extractor
+            .extract_files(&paths, &mut |_, _| {})
+            .expect("extracts files");
+        assert_eq!(from_files.kept, (0..paths.len()).collect::<Vec<_>>());
+        let from_images = extractor.extract_images(&decoded).expect("extracts images");
+        assert_eq!(
+            from_files.features, from_images,
+            "{threads} intra-op thread(s): files and decoded images differ"
+        );
+    }
+}

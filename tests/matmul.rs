@@ -83,3 +83,32 @@ fn one_row_times_a_transposed_weight_matrix_by_hand() {
     times_transposed(x.view(), w.view(), true, &mut y);
     assert_eq!(y, ndarray::array![[-1.0, 4.0]]);
 }
+
+#[test]
+fn small_products_above_the_threading_size_match_the_reference() {
+    // The head's products at (256, 10, 128): forward x·wᵀ (128, 256, 10) and the
+    // weight gradient d_yᵀ·x (10, 128, 256). matrixmultiply would hand both to
+    // its threads (m·k + k·n ≥ 2¹⁵); matmul_into cuts them into pieces of rows
+    // or columns first. Also a shape whose pieces do not divide it evenly.
+    for (m, k, n) in [(128, 256, 10), (10, 128, 256), (300, 130, 7), (7, 130, 300)] {
+        for (a_transposed, accumulate) in [(false, false), (true, true)] {
+            let a_store = if a_transposed {
+                filled(k, m, 3)
+            } else {
+                filled(m, k, 3)
+            };
+            let a = if a_transposed {
+                a_store.t()
+            } else {
+                a_store.view()
+            };
+            let w = filled(n, k, 5);
+            let b = w.t();
+            let c0 = filled(m, n, 9);
+            let mut c = c0.clone();
+            matmul_into(a, b, accumulate, &mut c);
+            let want = reference(a, b, accumulate.then_some(&c0));
+            assert_close(&c, &want, a, b);
+        }
+    }
+}

@@ -111,6 +111,9 @@ pub struct Extractor {
     model_sha256: String,
     batch_size: usize,
     skip_bad_images: bool,
+    /// Whether [`Extractor::extract_files`] decodes the next chunk while the
+    /// model runs (see there).
+    overlap_decoding: bool,
 }
 
 impl std::fmt::Debug for Extractor {
@@ -189,6 +192,7 @@ impl Extractor {
             model_sha256,
             batch_size: options.batch_size,
             skip_bad_images: options.skip_bad_images,
+            overlap_decoding: overlaps_decoding(provider, options.intra_threads),
         };
         if extractor.geometry.dim.is_none() {
             extractor.dim = extractor.probe_dim()?;
@@ -329,9 +333,17 @@ impl Extractor {
         self.extract_tensor(input.view())
     }
 
-    /// Features of image files, decoded in parallel a chunk at a time; the next
-    /// chunk is read, decoded and preprocessed (on rayon's pool) while the model
-    /// runs on the current one.
+    /// Features of image files, read, decoded and preprocessed in parallel (on
+    /// rayon's pool) a chunk at a time.
+    ///
+    /// When inference leaves cores free — it runs on CUDA, or ONNX Runtime was
+    /// given fewer [`intra_threads`](ExtractorOptions::intra_threads) than the
+    /// machine has — the next chunk is decoded while the model runs on the
+    /// current one. Otherwise each chunk is decoded before it runs: ONNX
+    /// Runtime's threads wait for each other by spinning, and decoding on the
+    /// same cores stalls them for longer than it takes (256 images at batch 64
+    /// on 2 cores with 2 intra-op threads: 0.83× the rate of inference alone
+    /// when overlapped, 0.93× one after the other; `benches/README.md`).
     ///
     /// Formats are recognised by content (PNG, JPEG, BMP, GIF, TIFF, WebP, PNM).
     /// `progress(done, total)` is called after each chunk.
@@ -364,10 +376,15 @@ impl Extractor {
             let offset = chunk_index * chunk_len;
             let current = decoded.take().expect("decoded before its turn")?;
             let next = chunks.peek().map(|&(_, next)| next);
-            let (rows, next_decoded) = rayon::join(
-                || self.extract_tensor(current.input.view()),
-                || next.map(|next| decoder.decode(next)),
-            );
+            let (rows, next_decoded) = if self.overlap_decoding {
+                rayon::join(
+                    || self.extract_tensor(current.input.view()),
+                    || next.map(|next| decoder.decode(next)),
+                )
+            } else {
+                let rows = self.extract_tensor(current.input.view());
+                (rows, next.map(|next| decoder.decode(next)))
+            };
             decoded = next_decoded;
             features.extend(rows?.iter().copied());
             kept.extend(current.good.iter().map(|i| offset + i));
@@ -473,6 +490,13 @@ impl Extractor {
         }
         Ok(rows.ncols())
     }
+}
+
+/// Whether decoding the next chunk of files can overlap inference without
+/// taking cores from it: see [`Extractor::extract_files`].
+fn overlaps_decoding(provider: &str, intra_threads: Option<usize>) -> bool {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    provider == "CUDA" || intra_threads.is_some_and(|threads| threads < cores)
 }
 
 /// Largest width or height of an image file [`Extractor::extract_files`] decodes.
