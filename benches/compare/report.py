@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The tables of benches/README.md from one run of benches/compare/run.sh:
 Criterion's medians (saved baselines threads1, threads2, blas-threads1,
-blas-threads2, default, and threads{1,2}-rep{i} for extraction) and the JSON
-the comparison scripts printed.
+blas-threads2, default, and threads{1,2}-rep{i} for the comparisons, whose
+processes ran in turns with the scripts') and the JSON the comparison scripts
+printed.
 
     python3 benches/compare/report.py target/bench-results target/criterion
 
@@ -64,11 +65,21 @@ class Results:
         return json.loads(path.read_text()) if path.exists() else None
 
 
+def reps_of(r, pattern):
+    """The repetition numbers of the comparison files matching pattern (a glob)."""
+    return sorted({int(p.stem.rsplit("rep", 1)[1]) for p in r.results.glob(pattern)})
+
+
 def head_training(r, targets):
     print("## Head training, one minibatch (continual vs PyTorch)\n")
+    reps = reps_of(r, "torch-threads*-rep*.json")
+    print(f"continual and PyTorch ran in {len(reps)} processes each per thread count, in "
+          "turns; each time is the median over them. The `--features blas` column and "
+          "the sgemm rates of matrixmultiply and OpenBLAS are from one process each.\n")
     single_core = r.median("sgemm/square/1024x1024x1024", "threads1")
     for t in THREADS:
-        torch = r.load(f"torch-threads{t}.json")
+        torch_runs = [r.load(f"torch-threads{t}-rep{i}.json") for i in reps]
+        torch_runs = [run for run in torch_runs if run]
         own_sgemm = r.median("sgemm/square/1024x1024x1024", f"threads{t}")
         blas_sgemm = r.median("sgemm/square/1024x1024x1024", f"blas-threads{t}")
         print(f"### {t} thread{'s' if t > 1 else ''}\n")
@@ -77,9 +88,10 @@ def head_training(r, targets):
             rates.append(f"matrixmultiply {2 * 1024**3 / own_sgemm / 1e9:.0f}")
         if blas_sgemm:
             rates.append(f"OpenBLAS {2 * 1024**3 / blas_sgemm / 1e9:.0f}")
-        if torch:
-            rates.append(f"PyTorch {torch['sgemm_1024_gflops']:.0f}")
-            print(f"PyTorch {torch['torch']}.", end=" ")
+        if torch_runs:
+            gflops = median_of([run["sgemm_1024_gflops"] for run in torch_runs])
+            rates.append(f"PyTorch {gflops:.0f}")
+            print(f"PyTorch {torch_runs[0]['torch']}.", end=" ")
         print(f"Square 1024³ sgemm, GFLOP/s: {', '.join(rates)}.\n")
         print("| (d, classes, batch) | head | continual | PyTorch | speed-up | GFLOP/s "
               "| of single-core sgemm | with `--features blas` |")
@@ -87,9 +99,10 @@ def head_training(r, targets):
         for d, c, b in SIZES:
             for name, hidden in HIDDEN.items():
                 key = f"{name}/{d}x{c}x{b}"
-                ours = r.median(f"head_train_step/{key}", f"threads{t}")
+                ours = median_of([r.median(f"head_train_step/{key}", f"threads{t}-rep{i}")
+                                  for i in reps])
                 blas = r.median(f"head_train_step/{key}", f"blas-threads{t}")
-                theirs = torch["head_train_step"][key] if torch else None
+                theirs = median_of([run["head_train_step"][key] for run in torch_runs])
                 speedup = ratio(theirs, ours)
                 gflops = flops(d, hidden, c, b) / ours / 1e9 if ours else None
                 of_core = (f"{100 * gflops / (2 * 1024**3 / single_core / 1e9):.0f} %"
@@ -127,7 +140,7 @@ def median_of(values):
 
 def extraction(r, targets):
     print("## Extraction, 256 images through the bundled model (continual vs Python onnxruntime)\n")
-    reps = sorted({int(p.stem.rsplit("rep", 1)[1]) for p in r.results.glob("ort-threads*-rep*.json")})
+    reps = reps_of(r, "ort-threads*-rep*.json")
     print(f"Each side ran in {len(reps)} processes, in turns; the rates are the median over "
           "them (each process's own figure is Criterion's median, or the script's), "
           "and the range is the slowest and the fastest process.\n")

@@ -8,8 +8,9 @@
 # Needs scripts/setup.sh (ONNX Runtime) and, for the comparisons, Python with
 # torch, onnxruntime and numpy (pip install -r benches/compare/requirements.txt;
 # PYTHON=/path/to/venv/bin/python3 picks the interpreter).
-# Run it on an otherwise idle machine: it takes about 35 minutes on 2 cores.
-# EXTRACT_REPS (default 5) sets how many processes of each extraction side run.
+# Run it on an otherwise idle machine: it takes about 45 minutes on 2 cores.
+# HEAD_REPS (default 3) and EXTRACT_REPS (default 5) set how many processes of
+# each side of the two comparisons run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -22,21 +23,23 @@ criterion=(--warm-up-time 2 --measurement-time 5 --noplot)
 for t in 1 2; do
     export MATMUL_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t RAYON_NUM_THREADS=$t BENCH_THREADS=$t
     cargo bench --bench head --bench learner -- "${criterion[@]}" --save-baseline "threads$t"
-    "$python" benches/compare/torch_head.py --threads "$t" > "$out/torch-threads$t.json"
     if [ -e /usr/lib/x86_64-linux-gnu/libopenblas.so ] || ldconfig -p | grep -q 'libopenblas\.so '; then
         CARGO_TARGET_DIR=target/blas cargo bench --features blas --bench head -- "${criterion[@]}" --save-baseline "blas-threads$t"
     fi
 done
 
-# Extraction, continual and Python onnxruntime in turns, each in a process of its
-# own: with two threads the rate of one process differs from the next by up to
-# a quarter on this virtual machine (for both), so one process each would
-# compare the machine's moods rather than the two programs. The report takes
-# the median over the repetitions.
-reps=${EXTRACT_REPS:-5}
+# The comparisons: continual and the Python side in turns, each in a process of
+# its own. With two threads the rate of one process differs from the next by up
+# to a quarter on this virtual machine (for all three programs), so one process
+# each would compare the machine's moods rather than the programs. The report
+# takes the median over the repetitions.
 for t in 1 2; do
     export MATMUL_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t RAYON_NUM_THREADS=$t BENCH_THREADS=$t
-    for i in $(seq "$reps"); do
+    for i in $(seq "${HEAD_REPS:-3}"); do
+        cargo bench --bench head -- head_train_step "${criterion[@]}" --save-baseline "threads$t-rep$i"
+        "$python" benches/compare/torch_head.py --threads "$t" > "$out/torch-threads$t-rep$i.json"
+    done
+    for i in $(seq "${EXTRACT_REPS:-5}"); do
         cargo bench --bench extract -- "${criterion[@]}" --save-baseline "threads$t-rep$i"
         "$python" benches/compare/ort_extract.py --threads "$t" > "$out/ort-threads$t-rep$i.json"
     done

@@ -342,8 +342,9 @@ impl Extractor {
     /// current one. Otherwise each chunk is decoded before it runs: ONNX
     /// Runtime's threads wait for each other by spinning, and decoding on the
     /// same cores stalls them for longer than it takes (256 images at batch 64
-    /// on 2 cores with 2 intra-op threads: 0.83× the rate of inference alone
-    /// when overlapped, 0.93× one after the other; `benches/README.md`).
+    /// on 2 cores with 2 intra-op threads: 0.81–0.88× the rate of inference
+    /// alone when overlapped, 0.92–0.95× one after the other;
+    /// `benches/README.md`).
     ///
     /// Formats are recognised by content (PNG, JPEG, BMP, GIF, TIFF, WebP, PNM).
     /// `progress(done, total)` is called after each chunk.
@@ -509,7 +510,8 @@ pub const MAX_IMAGE_SIDE: u32 = 16_384;
 pub const MAX_IMAGE_ALLOC: u64 = 512 << 20;
 
 /// Reads, decodes and preprocesses chunks of image files for
-/// [`Extractor::extract_files`]; owns what it needs, so it runs beside inference.
+/// [`Extractor::extract_files`]; owns what it needs, so it can run beside
+/// inference.
 struct ChunkDecoder {
     preprocess: Preprocess,
     shape: [usize; 3],
