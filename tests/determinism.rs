@@ -16,6 +16,13 @@ use ndarray::{Array2, Array3, Axis};
 
 const WRITER_ENV: &str = "CONTINUAL_DETERMINISM_STATE";
 
+/// Feature width of the learners trained here. With the hidden layer of 512
+/// below, the first layer's forward product and weight gradient on a full
+/// minibatch of 128 hold 128·64·512 ≈ 4.2 M multiply-adds and `m·k + k·n ≥ 2¹⁵`:
+/// large enough for `head::matmul_into` to hand them to matrixmultiply whole,
+/// which splits them across threads when `MATMUL_NUM_THREADS` allows it.
+const DIM: usize = 64;
+
 // A learner is read from several threads through `&Learner`, an extractor is
 // moved into or shared by a worker thread.
 const _: () = {
@@ -31,10 +38,8 @@ fn root() -> &'static Path {
 
 fn config(strategy: Strategy) -> LearnerConfig {
     LearnerConfig {
-        // A hidden layer this wide makes several of the head's products large
-        // enough (`m·k + k·n ≥ 2¹⁵`) for matrixmultiply to split them across
-        // threads when `MATMUL_NUM_THREADS` allows it.
-        hidden: vec![256],
+        // See DIM: wide enough for the head's products to run on several threads.
+        hidden: vec![512],
         epochs: 3,
         memory: 40,
         seed: 11,
@@ -45,8 +50,8 @@ fn config(strategy: Strategy) -> LearnerConfig {
 
 /// Three steps on seeded clusters; the state file's bytes.
 fn trained_state(strategy: Strategy, dir: &Path) -> Vec<u8> {
-    let clusters = Clusters::new(24, 6, 0.8, 5);
-    let mut learner = Learner::new(24, config(strategy)).expect("valid");
+    let clusters = Clusters::new(DIM, 6, 0.8, 5);
+    let mut learner = Learner::new(DIM, config(strategy)).expect("valid");
     for (k, classes) in [vec![0, 1, 2], vec![3, 4], vec![5, 0]].iter().enumerate() {
         let (x, y) = clusters.sample(classes, 60, k as u64);
         learner.learn(x.view(), &names(&y), None).expect("learns");
@@ -138,7 +143,7 @@ fn learning_does_not_depend_on_the_thread_pool_size() {
 
 #[test]
 fn a_learner_read_from_several_threads_answers_as_from_one() {
-    let clusters = Clusters::new(24, 6, 0.8, 5);
+    let clusters = Clusters::new(DIM, 6, 0.8, 5);
     let dir = tempfile::tempdir().expect("temp dir");
     trained_state(Strategy::Icarl, dir.path());
     let learner = Learner::load(dir.path().join("state")).expect("loads");

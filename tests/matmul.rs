@@ -89,21 +89,39 @@ fn small_products_above_the_threading_size_match_the_reference() {
     // The head's products at (256, 10, 128): forward x·wᵀ (128, 256, 10) and the
     // weight gradient d_yᵀ·x (10, 128, 256). matrixmultiply would hand both to
     // its threads (m·k + k·n ≥ 2¹⁵); matmul_into cuts them into pieces of rows
-    // or columns first. Also a shape whose pieces do not divide it evenly.
-    for (m, k, n) in [(128, 256, 10), (10, 128, 256), (300, 130, 7), (7, 130, 300)] {
-        for (a_transposed, accumulate) in [(false, false), (true, true)] {
+    // or columns first. Also shapes whose pieces do not divide them evenly, one
+    // too large to cut (k·n + k ≥ 2¹⁵), and every operand layout.
+    let shapes = [
+        (128, 256, 10),
+        (10, 128, 256),
+        (300, 130, 7),
+        (7, 130, 300),
+        (5, 40000, 1),
+    ];
+    for (m, k, n) in shapes {
+        for layout in 0..8 {
+            let (a_transposed, b_transposed, accumulate) =
+                (layout & 1 == 1, layout & 2 == 2, layout & 4 == 4);
             let a_store = if a_transposed {
                 filled(k, m, 3)
             } else {
                 filled(m, k, 3)
+            };
+            let b_store = if b_transposed {
+                filled(n, k, 5)
+            } else {
+                filled(k, n, 5)
             };
             let a = if a_transposed {
                 a_store.t()
             } else {
                 a_store.view()
             };
-            let w = filled(n, k, 5);
-            let b = w.t();
+            let b = if b_transposed {
+                b_store.t()
+            } else {
+                b_store.view()
+            };
             let c0 = filled(m, n, 9);
             let mut c = c0.clone();
             matmul_into(a, b, accumulate, &mut c);
@@ -111,4 +129,16 @@ fn small_products_above_the_threading_size_match_the_reference() {
             assert_close(&c, &want, a, b);
         }
     }
+}
+
+#[test]
+fn an_empty_summed_dimension_gives_zeros_or_keeps_the_accumulator() {
+    let a = Array2::<f32>::zeros((9, 0));
+    let b = Array2::<f32>::zeros((0, 5));
+    let mut c = filled(9, 5, 1);
+    let before = c.clone();
+    matmul_into(a.view(), b.view(), true, &mut c);
+    assert_eq!(c, before);
+    matmul_into(a.view(), b.view(), false, &mut c);
+    assert_eq!(c, Array2::<f32>::zeros((9, 5)));
 }

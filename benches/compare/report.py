@@ -12,6 +12,7 @@ A cell is "–" where that measurement is missing from the run.
 
 import json
 import pathlib
+import re
 import sys
 
 SIZES = [(256, 10, 128), (4096, 100, 128), (4096, 1000, 128)]
@@ -66,8 +67,10 @@ class Results:
 
 
 def reps_of(r, pattern):
-    """The repetition numbers of the comparison files matching pattern (a glob)."""
-    return sorted({int(p.stem.rsplit("rep", 1)[1]) for p in r.results.glob(pattern)})
+    """The repetition numbers of the comparison files matching pattern (a glob
+    ending in `-rep*.json`)."""
+    found = (re.fullmatch(r".*-rep(\d+)", p.stem) for p in r.results.glob(pattern))
+    return sorted({int(m.group(1)) for m in found if m})
 
 
 def head_training(r, targets):

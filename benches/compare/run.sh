@@ -8,7 +8,9 @@
 # Needs scripts/setup.sh (ONNX Runtime) and, for the comparisons, Python with
 # torch, onnxruntime and numpy (pip install -r benches/compare/requirements.txt;
 # PYTHON=/path/to/venv/bin/python3 picks the interpreter).
-# Run it on an otherwise idle machine: it takes about 45 minutes on 2 cores.
+# It starts from empty results (removes target/bench-results and
+# target/criterion). Run it on an otherwise idle machine: it takes 35-45
+# minutes on 2 cores.
 # HEAD_REPS (default 3) and EXTRACT_REPS (default 5) set how many processes of
 # each side of the two comparisons run.
 set -euo pipefail
@@ -16,6 +18,8 @@ cd "$(dirname "$0")/../.."
 
 python=${PYTHON:-python3}
 out=target/bench-results
+# A previous run's repetitions would otherwise join this run's medians.
+rm -rf "$out" target/criterion
 mkdir -p "$out"
 export CRITERION_HOME="$PWD/target/criterion"
 criterion=(--warm-up-time 2 --measurement-time 5 --noplot)
@@ -23,7 +27,7 @@ criterion=(--warm-up-time 2 --measurement-time 5 --noplot)
 for t in 1 2; do
     export MATMUL_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t RAYON_NUM_THREADS=$t BENCH_THREADS=$t
     cargo bench --bench head --bench learner -- "${criterion[@]}" --save-baseline "threads$t"
-    if [ -e /usr/lib/x86_64-linux-gnu/libopenblas.so ] || ldconfig -p | grep -q 'libopenblas\.so '; then
+    if [ -e /usr/lib/x86_64-linux-gnu/libopenblas.so ] || grep -q 'libopenblas\.so ' < <(ldconfig -p); then
         CARGO_TARGET_DIR=target/blas cargo bench --features blas --bench head -- "${criterion[@]}" --save-baseline "blas-threads$t"
     fi
 done

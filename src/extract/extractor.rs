@@ -497,7 +497,9 @@ impl Extractor {
 /// taking cores from it: see [`Extractor::extract_files`].
 fn overlaps_decoding(provider: &str, intra_threads: Option<usize>) -> bool {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    provider == "CUDA" || intra_threads.is_some_and(|threads| threads < cores)
+    // `None` and `Some(0)` leave ONNX Runtime its default, a thread per
+    // physical core: decode first.
+    provider == "CUDA" || intra_threads.is_some_and(|threads| threads > 0 && threads < cores)
 }
 
 /// Largest width or height of an image file [`Extractor::extract_files`] decodes.

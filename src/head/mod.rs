@@ -265,9 +265,10 @@ pub const GEMV_ROWS: usize = 4;
 /// `c: (m, n)`.
 ///
 /// Products of at most [`GEMV_ROWS`] rows with row- or column-major operands run
-/// on the calling thread with faer's kernels; the rest go to ndarray's product
-/// (matrixmultiply, using up to `MATMUL_NUM_THREADS` threads for products of at
-/// least `SMALL_PRODUCT` multiply-adds, or BLAS with the `blas` feature).
+/// on the calling thread with faer's kernels; the rest go to ndarray's product:
+/// matrixmultiply, which may use up to `MATMUL_NUM_THREADS` threads for
+/// products of 2²¹ multiply-adds or more (smaller ones are cut into pieces it
+/// runs on the calling thread), or BLAS with the `blas` feature.
 ///
 /// # Panics
 ///
@@ -296,7 +297,7 @@ pub fn matmul_into<F: Float>(
     }
     let beta = if accumulate { F::one() } else { F::zero() };
     #[cfg(not(feature = "blas"))]
-    if m * k * n < SMALL_PRODUCT {
+    if k > 0 && m * k * n < SMALL_PRODUCT {
         let limit = THREADED_SIZE - 1;
         if m * k >= k * n && k * n + k <= limit {
             let rows = (limit - k * n) / k;
@@ -322,8 +323,10 @@ pub fn matmul_into<F: Float>(
     ndarray::linalg::general_mat_mul(F::one(), &a, &b, beta, c);
 }
 
-/// matrixmultiply hands every product with `m·k + k·n` of at least this to all
-/// of its threads (`MATMUL_NUM_THREADS`), however little work it holds.
+/// matrixmultiply splits a product across up to `MATMUL_NUM_THREADS` threads
+/// (at most 4, one per 2¹⁴ of `m·k + k·n`) once `m·k + k·n` reaches this on
+/// x86-64 and aarch64 (on 32-bit ARM its threshold is lower and the cut below
+/// does not keep products on one thread), however little work they hold.
 #[cfg(not(feature = "blas"))]
 const THREADED_SIZE: usize = 1 << 15;
 
@@ -331,8 +334,10 @@ const THREADED_SIZE: usize = 1 << 15;
 /// pieces of whole rows or columns of the result each below `THREADED_SIZE`,
 /// so that they run on the calling thread: waking a second thread costs more
 /// than it saves on them (one minibatch at (256, 10, 128): 54 µs on one
-/// thread, 73 µs on two without the cut). Each element of the result is still
-/// summed in the same order, so results do not depend on the cut.
+/// thread, 73 µs on two without the cut). A product whose pieces cannot get
+/// below `THREADED_SIZE` (`k·n + k` or `m·k + k` too large) is left whole.
+/// Each element of the result is still summed in the same order, so results
+/// do not depend on the cut.
 #[cfg(not(feature = "blas"))]
 const SMALL_PRODUCT: usize = 1 << 21;
 
