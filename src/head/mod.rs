@@ -441,7 +441,7 @@ mod tests {
             let old: Vec<u32> = old.iter().map(|v| v.to_bits()).collect();
             assert_eq!(new, old);
         }
-        assert_eq!(head.output.b.slice(ndarray::s![..2]), before.output.b);
+        assert_eq!(head.output.b.slice(s![..2]), before.output.b);
         assert!(head.output.w.slice(s![2.., ..]).iter().any(|&v| v != 0.0));
     }
 
