@@ -254,6 +254,16 @@ fn open(intra_threads: Option<usize>) -> Extractor {
     .expect("opens the bundled model")
 }
 
+/// The fixture image files, sorted.
+fn fixture_images() -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(root().join("tests/data/images"))
+        .expect("fixture images")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    paths.sort();
+    paths
+}
+
 fn max_abs_diff(a: &Array2<f32>, b: &Array2<f32>) -> f32 {
     assert_eq!(a.dim(), b.dim());
     a.iter()
@@ -333,11 +343,7 @@ fn one_extractor_shared_by_threads_gives_the_sequential_features() {
 
 #[test]
 fn image_files_decoded_on_one_or_two_threads_give_the_same_features() {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(root().join("tests/data/images"))
-        .expect("fixture images")
-        .map(|e| e.expect("entry").path())
-        .collect();
-    paths.sort();
+    let paths = fixture_images();
     let mut extractor = open(Some(1));
     let features: Vec<Array2<f32>> = [1, 2]
         .iter()
@@ -363,11 +369,7 @@ fn image_files_give_the_features_of_their_decoded_images_with_and_without_overla
     // model runs; with one per core each chunk is decoded first. Either way the
     // features are those of the same images decoded by the caller. The fixture
     // list is repeated to span several chunks of 32 files.
-    let mut fixture: Vec<PathBuf> = std::fs::read_dir(root().join("tests/data/images"))
-        .expect("fixture images")
-        .map(|e| e.expect("entry").path())
-        .collect();
-    fixture.sort();
+    let fixture = fixture_images();
     let paths: Vec<PathBuf> = fixture.iter().cycle().take(75).cloned().collect();
     let decoded: Vec<image::DynamicImage> = paths
         .iter()

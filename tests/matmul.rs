@@ -41,6 +41,45 @@ fn assert_close(got: &Array2<f32>, want: &Array2<f64>, a: ArrayView2<f32>, b: Ar
     }
 }
 
+/// `matmul_into` on an `(m, k)·(k, n)` product against the reference. A
+/// transposed operand is the `.t()` view of a row-major array, as in the
+/// backward pass (`d_yᵀ·a`) and in `times_transposed` (`x·wᵀ`).
+fn check_product(
+    (m, k, n): (usize, usize, usize),
+    a_transposed: bool,
+    b_transposed: bool,
+    accumulate: bool,
+    seed: u64,
+) {
+    let a_store = if a_transposed {
+        filled(k, m, seed)
+    } else {
+        filled(m, k, seed)
+    };
+    let b_store = if b_transposed {
+        filled(n, k, !seed)
+    } else {
+        filled(k, n, !seed)
+    };
+    let a = if a_transposed {
+        a_store.t()
+    } else {
+        a_store.view()
+    };
+    let b = if b_transposed {
+        b_store.t()
+    } else {
+        b_store.view()
+    };
+    let c0 = filled(m, n, seed.rotate_left(7));
+
+    let mut c = c0.clone();
+    matmul_into(a, b, accumulate, &mut c);
+
+    let want = reference(a, b, accumulate.then_some(&c0));
+    assert_close(&c, &want, a, b);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -54,19 +93,7 @@ proptest! {
         accumulate in any::<bool>(),
         seed in any::<u64>(),
     ) {
-        // A transposed operand is the `.t()` view of a row-major array, as in
-        // the backward pass (`d_yᵀ·a`) and in `times_transposed` (`x·wᵀ`).
-        let a_store = if a_transposed { filled(k, m, seed) } else { filled(m, k, seed) };
-        let b_store = if b_transposed { filled(n, k, !seed) } else { filled(k, n, !seed) };
-        let a = if a_transposed { a_store.t() } else { a_store.view() };
-        let b = if b_transposed { b_store.t() } else { b_store.view() };
-        let c0 = filled(m, n, seed.rotate_left(7));
-
-        let mut c = c0.clone();
-        matmul_into(a, b, accumulate, &mut c);
-
-        let want = reference(a, b, accumulate.then_some(&c0));
-        assert_close(&c, &want, a, b);
+        check_product((m, k, n), a_transposed, b_transposed, accumulate, seed);
     }
 }
 
@@ -102,31 +129,7 @@ fn small_products_above_the_threading_size_match_the_reference() {
         for layout in 0..8 {
             let (a_transposed, b_transposed, accumulate) =
                 (layout & 1 == 1, layout & 2 == 2, layout & 4 == 4);
-            let a_store = if a_transposed {
-                filled(k, m, 3)
-            } else {
-                filled(m, k, 3)
-            };
-            let b_store = if b_transposed {
-                filled(n, k, 5)
-            } else {
-                filled(k, n, 5)
-            };
-            let a = if a_transposed {
-                a_store.t()
-            } else {
-                a_store.view()
-            };
-            let b = if b_transposed {
-                b_store.t()
-            } else {
-                b_store.view()
-            };
-            let c0 = filled(m, n, 9);
-            let mut c = c0.clone();
-            matmul_into(a, b, accumulate, &mut c);
-            let want = reference(a, b, accumulate.then_some(&c0));
-            assert_close(&c, &want, a, b);
+            check_product((m, k, n), a_transposed, b_transposed, accumulate, 3);
         }
     }
 }
